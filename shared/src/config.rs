@@ -1,0 +1,213 @@
+//! Configuration, read from the environment once per cold start.
+
+/// Shortest HS256 secret accepted (bytes): RFC 7518 asks for at least the hash size.
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
+
+/// Everything a function needs to start.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The DynamoDB table (`TABLE_NAME`).
+    pub table_name: String,
+    /// Override endpoint, e.g. DynamoDB Local (`DYNAMODB_ENDPOINT`).
+    pub dynamodb_endpoint: Option<String>,
+    /// AWS region (`AWS_REGION`, default `us-east-1` with a local endpoint).
+    pub region: Option<String>,
+    /// How tokens are verified.
+    pub auth: AuthConfig,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("table_name", &self.table_name)
+            .field("dynamodb_endpoint", &self.dynamodb_endpoint)
+            .field("region", &self.region)
+            .field("auth", &self.auth)
+            .finish()
+    }
+}
+
+/// Token verification settings: algorithms are pinned per mode.
+#[derive(Clone, PartialEq, Eq)]
+pub enum AuthConfig {
+    /// HS256 with a shared secret (`JWT_SECRET`): local runs and tests.
+    Hs256 {
+        /// The secret.
+        secret: String,
+        /// Required `iss`.
+        issuer: String,
+        /// Required `aud`.
+        audience: String,
+    },
+    /// RS256 with keys from a JWKS URL (`JWKS_URL`): production, e.g. Cognito.
+    Rs256Jwks {
+        /// Where the key set is published.
+        jwks_url: String,
+        /// Required `iss`.
+        issuer: String,
+        /// Required `aud`.
+        audience: String,
+    },
+}
+
+impl std::fmt::Debug for AuthConfig {
+    // Never print the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthConfig::Hs256 {
+                issuer, audience, ..
+            } => f
+                .debug_struct("Hs256")
+                .field("secret", &"<redacted>")
+                .field("issuer", issuer)
+                .field("audience", audience)
+                .finish(),
+            AuthConfig::Rs256Jwks {
+                jwks_url,
+                issuer,
+                audience,
+            } => f
+                .debug_struct("Rs256Jwks")
+                .field("jwks_url", jwks_url)
+                .field("issuer", issuer)
+                .field("audience", audience)
+                .finish(),
+        }
+    }
+}
+
+/// A configuration problem, named by its variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is unset or empty.
+    #[error("environment variable {0} must be set")]
+    Missing(&'static str),
+    /// A variable has an unusable value.
+    #[error("environment variable {var}: {reason}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `lookup`; empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+        let table_name = required("TABLE_NAME")?;
+        let issuer = required("JWT_ISSUER")?;
+        let audience = required("JWT_AUDIENCE")?;
+        let auth = match (get("JWT_SECRET"), get("JWKS_URL")) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    var: "JWT_SECRET",
+                    reason: "set either JWT_SECRET (HS256) or JWKS_URL (RS256), not both".into(),
+                });
+            }
+            (Some(secret), None) => {
+                if secret.len() < MIN_HS256_SECRET_BYTES {
+                    return Err(ConfigError::Invalid {
+                        var: "JWT_SECRET",
+                        reason: format!("must be at least {MIN_HS256_SECRET_BYTES} bytes"),
+                    });
+                }
+                AuthConfig::Hs256 {
+                    secret,
+                    issuer,
+                    audience,
+                }
+            }
+            (None, Some(jwks_url)) => {
+                if url::Url::parse(&jwks_url).is_err() {
+                    return Err(ConfigError::Invalid {
+                        var: "JWKS_URL",
+                        reason: "not a URL".into(),
+                    });
+                }
+                AuthConfig::Rs256Jwks {
+                    jwks_url,
+                    issuer,
+                    audience,
+                }
+            }
+            (None, None) => return Err(ConfigError::Missing("JWT_SECRET or JWKS_URL")),
+        };
+        Ok(Config {
+            table_name,
+            dynamodb_endpoint: get("DYNAMODB_ENDPOINT"),
+            region: get("AWS_REGION"),
+            auth,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("TABLE_NAME", "t"),
+        ("JWT_ISSUER", "i"),
+        ("JWT_AUDIENCE", "a"),
+    ];
+
+    #[test]
+    fn hs256_needs_a_long_secret() {
+        let mut vars = BASE.to_vec();
+        vars.push(("JWT_SECRET", "short"));
+        assert!(matches!(
+            Config::from_lookup(lookup(&vars)),
+            Err(ConfigError::Invalid {
+                var: "JWT_SECRET",
+                ..
+            })
+        ));
+        vars.pop();
+        vars.push(("JWT_SECRET", "0123456789abcdef0123456789abcdef"));
+        let config = Config::from_lookup(lookup(&vars)).unwrap();
+        assert!(matches!(config.auth, AuthConfig::Hs256 { .. }));
+        assert!(!format!("{config:?}").contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn exactly_one_auth_mode() {
+        let mut vars = BASE.to_vec();
+        assert_eq!(
+            Config::from_lookup(lookup(&vars)),
+            Err(ConfigError::Missing("JWT_SECRET or JWKS_URL"))
+        );
+        vars.push(("JWT_SECRET", "0123456789abcdef0123456789abcdef"));
+        vars.push(("JWKS_URL", "https://example.com/jwks.json"));
+        assert!(Config::from_lookup(lookup(&vars)).is_err());
+        vars.remove(3);
+        assert!(matches!(
+            Config::from_lookup(lookup(&vars)).unwrap().auth,
+            AuthConfig::Rs256Jwks { .. }
+        ));
+    }
+
+    #[test]
+    fn missing_table_is_named() {
+        assert_eq!(
+            Config::from_lookup(|_| None),
+            Err(ConfigError::Missing("TABLE_NAME"))
+        );
+    }
+}

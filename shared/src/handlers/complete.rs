@@ -1,0 +1,103 @@
+//! `POST /sync/complete`: close a session once; repeats report the first outcome.
+
+use lambda_http::Request;
+
+use crate::auth::Caller;
+use crate::cursor::Cursor;
+use crate::domain::SyncId;
+use crate::error::ApiError;
+use crate::http::{Reply, json_body};
+use crate::idempotency::body_hash;
+use crate::limits::MAX_NOTES_CHARS;
+use crate::protocol::{CompleteRequest, CompleteResponse, CompleteStatus};
+use crate::state::AppState;
+use crate::store::{CompleteOutcome, Completion, DeviceVisit, SessionState};
+use crate::validation::{FieldError, FieldErrorCode, parse_json};
+
+pub(super) async fn complete(
+    state: &AppState,
+    caller: &Caller,
+    req: &Request,
+) -> Result<Reply, ApiError> {
+    let body = json_body(req)?;
+    let hash = body_hash(&body);
+    let request: CompleteRequest = parse_json(body).map_err(ApiError::BadRequest)?;
+    if request
+        .error
+        .as_ref()
+        .is_some_and(|e| e.chars().count() > MAX_NOTES_CHARS)
+    {
+        return Err(ApiError::BadRequest(FieldError::new(
+            "error",
+            FieldErrorCode::TooLong,
+            format!("error must be at most {MAX_NOTES_CHARS} characters"),
+        )));
+    }
+    if let Some(cursor) = &request.cursor {
+        Cursor::decode(cursor).map_err(|e| {
+            ApiError::BadRequest(FieldError::new(
+                "cursor",
+                FieldErrorCode::InvalidFormat,
+                e.to_string(),
+            ))
+        })?;
+    }
+    let now = state.clock.now();
+    let request_id = request
+        .sync_request_id
+        .map(|id| id.to_string())
+        .unwrap_or_default();
+    let completion = Completion {
+        sync_id: SyncId(request.sync_id),
+        state: request.status.into(),
+        error: request.error.clone(),
+        at: now,
+        request: (request_id.clone(), hash.clone()),
+    };
+    let visit = DeviceVisit {
+        synced: (request.status == CompleteStatus::Success).then(|| request.cursor.clone()),
+        ..DeviceVisit::at(caller.device_id.clone(), now)
+    };
+    let session = match state
+        .store
+        .complete_session(&caller.user_id, &completion, &visit)
+        .await?
+    {
+        CompleteOutcome::Closed(session) => session,
+        CompleteOutcome::AlreadyClosed(session) => {
+            let reused = !request_id.is_empty()
+                && session
+                    .completed_by
+                    .as_ref()
+                    .is_some_and(|(id, first_hash)| *id == request_id && *first_hash != hash);
+            if reused {
+                return Err(ApiError::Unprocessable {
+                    code: "idempotency_key_reused",
+                    message:
+                        "this sync_request_id already completed the session with a different body"
+                            .into(),
+                    field: Some("sync_request_id"),
+                });
+            }
+            session
+        }
+        CompleteOutcome::NotFound => {
+            state
+                .store
+                .record_visit(
+                    &caller.user_id,
+                    &DeviceVisit::at(caller.device_id.clone(), now),
+                )
+                .await?;
+            return Err(ApiError::unknown_session());
+        }
+    };
+    Ok(Reply::json(&CompleteResponse {
+        sync_id: session.sync_id.0,
+        status: match session.state {
+            SessionState::Failed => CompleteStatus::Failed,
+            _ => CompleteStatus::Success,
+        },
+        server_timestamp: now,
+    }))
+}

@@ -1,0 +1,135 @@
+//! The endpoint handlers. Each Lambda binary serves one [`Endpoint`] through
+//! [`handle`]; the local gateway routes with [`dispatch`]. Same code path.
+
+mod check;
+mod complete;
+mod download;
+mod status;
+mod upload;
+
+use http::Method;
+use lambda_http::{Body, Request, Response};
+use tracing::Instrument;
+
+use crate::auth::Caller;
+use crate::compression::accepts_gzip;
+use crate::error::ApiError;
+use crate::http::{Reply, bearer_header, error_reply, into_response};
+use crate::state::AppState;
+use crate::store::dynamo::metrics::count_requests;
+
+pub use upload::{UploadPlan, plan_upload};
+
+/// The sync API's endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /sync/check`
+    Check,
+    /// `POST /sync/upload`
+    Upload,
+    /// `GET /sync/download`
+    Download,
+    /// `POST /sync/complete`
+    Complete,
+    /// `GET /sync/status`
+    Status,
+}
+
+impl Endpoint {
+    /// Every endpoint.
+    pub const ALL: [Endpoint; 5] = [
+        Endpoint::Check,
+        Endpoint::Upload,
+        Endpoint::Download,
+        Endpoint::Complete,
+        Endpoint::Status,
+    ];
+
+    /// Its HTTP method.
+    pub fn method(self) -> Method {
+        match self {
+            Endpoint::Download | Endpoint::Status => Method::GET,
+            _ => Method::POST,
+        }
+    }
+
+    /// Its path.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Check => "/sync/check",
+            Endpoint::Upload => "/sync/upload",
+            Endpoint::Download => "/sync/download",
+            Endpoint::Complete => "/sync/complete",
+            Endpoint::Status => "/sync/status",
+        }
+    }
+}
+
+/// Routes `req` by method and path, then handles it; unknown routes get a JSON 404/405.
+pub async fn dispatch(state: &AppState, req: Request) -> Response<Body> {
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    match Endpoint::ALL.into_iter().find(|e| e.path() == path) {
+        Some(endpoint) => handle(state, endpoint, req).await,
+        None => {
+            let error = ApiError::NoRoute {
+                method: req.method().to_string(),
+                path,
+                wrong_method: false,
+            };
+            into_response(error_reply(&error, state.clock.now()), false, 0)
+        }
+    }
+}
+
+/// Handles one request for `endpoint`: authenticate, run the handler, map the result.
+pub async fn handle(state: &AppState, endpoint: Endpoint, req: Request) -> Response<Body> {
+    let accept_gzip = accepts_gzip(
+        req.headers()
+            .get("accept-encoding")
+            .and_then(|v| v.to_str().ok()),
+    );
+    let span = tracing::info_span!(
+        "request",
+        endpoint = endpoint.path(),
+        user_id = tracing::field::Empty
+    );
+    let (result, ddb_requests) =
+        count_requests(run(state, endpoint, req).instrument(span.clone())).await;
+    let reply = match result {
+        Ok(reply) => reply,
+        Err(error) => {
+            if !matches!(error, ApiError::Unavailable(_) | ApiError::Internal(_)) {
+                span.in_scope(|| tracing::info!(%error, "request refused"));
+            }
+            error_reply(&error, state.clock.now())
+        }
+    };
+    span.in_scope(|| tracing::info!(status = reply.status.as_u16(), ddb_requests, "request done"));
+    into_response(reply, accept_gzip, ddb_requests)
+}
+
+async fn run(state: &AppState, endpoint: Endpoint, req: Request) -> Result<Reply, ApiError> {
+    if req.method() != endpoint.method() {
+        return Err(ApiError::NoRoute {
+            method: req.method().to_string(),
+            path: endpoint.path().to_owned(),
+            wrong_method: true,
+        });
+    }
+    let caller = authenticate(state, &req).await?;
+    tracing::Span::current().record("user_id", caller.user_id.as_str());
+    match endpoint {
+        Endpoint::Check => check::check(state, &caller, &req).await,
+        Endpoint::Upload => upload::upload(state, &caller, &req).await,
+        Endpoint::Download => download::download(state, &caller, &req).await,
+        Endpoint::Complete => complete::complete(state, &caller, &req).await,
+        Endpoint::Status => status::status(state, &caller).await,
+    }
+}
+
+async fn authenticate(state: &AppState, req: &Request) -> Result<Caller, ApiError> {
+    Ok(state
+        .verifier
+        .verify(bearer_header(req), state.clock.now())
+        .await?)
+}

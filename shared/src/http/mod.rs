@@ -1,0 +1,10 @@
+//! HTTP at the edge: reading requests (auth header, body, query) and writing
+//! responses, including the one place errors become statuses.
+
+mod error;
+mod request;
+mod response;
+
+pub use error::error_reply;
+pub use request::{bearer_header, json_body, query_param};
+pub use response::{Reply, into_response};

@@ -1,0 +1,78 @@
+//! Reading the parts of a request handlers need.
+
+use lambda_http::{Body, Request, RequestExt};
+use serde_json::Value;
+
+use crate::compression::{DecodeError, decode_body};
+use crate::error::ApiError;
+use crate::limits::MAX_BODY_BYTES;
+use crate::validation::{FieldError, FieldErrorCode, parse_json_bytes};
+
+fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The `Authorization` header, if present and readable.
+pub fn bearer_header(req: &Request) -> Option<&str> {
+    header(req, "authorization")
+}
+
+/// A query-string parameter (API Gateway and the local gateway both fill the map).
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+        .map(str::to_owned)
+}
+
+/// The request body as JSON: checks content type, size, gzip and syntax.
+pub fn json_body(req: &Request) -> Result<Value, ApiError> {
+    if let Some(content_type) = header(req, "content-type") {
+        let mime = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if mime != "application/json" && !mime.ends_with("+json") {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "Content-Type must be application/json, got {mime:?}"
+            )));
+        }
+    }
+    let raw: &[u8] = match req.body() {
+        Body::Empty => &[],
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => &[],
+    };
+    let bytes =
+        decode_body(raw, header(req, "content-encoding"), MAX_BODY_BYTES).map_err(|e| match e {
+            DecodeError::TooLarge { .. } => ApiError::PayloadTooLarge {
+                code: "body_too_large",
+                message: e.to_string(),
+                field: None,
+            },
+            DecodeError::Unsupported(_) => ApiError::UnsupportedMediaType(e.to_string()),
+            DecodeError::Corrupt(_) => ApiError::BadRequest(FieldError::new(
+                "",
+                FieldErrorCode::InvalidFormat,
+                e.to_string(),
+            )),
+        })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest(FieldError::new(
+            "",
+            FieldErrorCode::MissingField,
+            "the request body is empty: send a JSON object",
+        )));
+    }
+    let value: Value = parse_json_bytes(&bytes).map_err(ApiError::BadRequest)?;
+    if !value.is_object() {
+        return Err(ApiError::BadRequest(FieldError::new(
+            "",
+            FieldErrorCode::InvalidType,
+            "the request body must be a JSON object",
+        )));
+    }
+    Ok(value)
+}

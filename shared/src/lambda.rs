@@ -1,0 +1,20 @@
+//! The Lambda entry point every function binary calls.
+
+use lambda_http::{Error, Request, service_fn};
+
+use crate::config::Config;
+use crate::handlers::{Endpoint, handle};
+use crate::state::AppState;
+
+/// Reads configuration, builds the state once, and serves `endpoint` until the runtime stops.
+pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
+    crate::telemetry::init();
+    let config = Config::from_env()?;
+    tracing::info!(?endpoint, table = %config.table_name, "cold start");
+    let state = AppState::from_config(config).await?;
+    let state = &state;
+    lambda_http::run(service_fn(move |req: Request| async move {
+        Ok::<_, Error>(handle(state, endpoint, req).await)
+    }))
+    .await
+}

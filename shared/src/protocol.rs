@@ -1,0 +1,310 @@
+//! Wire types of the sync API: the JSON contract mobile clients are written
+//! against. Field names are fixed; see `docs/openapi.yaml`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::validation::FieldErrorCode;
+
+/// The network the device is on (PRD 7.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Network {
+    /// Wi-Fi: everything.
+    Wifi,
+    /// Cellular: high-priority data only once priorities exist.
+    Cellular,
+    /// Not known.
+    #[default]
+    Unknown,
+}
+
+/// `POST /sync/check` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    /// Must equal the token's `sub`.
+    pub user_id: String,
+    /// If given, must equal the token's `device_id` claim.
+    #[serde(default)]
+    pub device_id: Option<String>,
+    /// When the device last synced (PRD 4.3); a `cursor` is preferred.
+    #[serde(default)]
+    pub last_sync_timestamp: Option<DateTime<Utc>>,
+    /// The last cursor the device applied.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// How many changes the device has queued.
+    pub pending_changes_count: u32,
+    /// The device's network.
+    #[serde(default)]
+    pub network: Option<Network>,
+}
+
+/// `POST /sync/check` response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResponse {
+    /// The session the following calls quote.
+    pub sync_id: Uuid,
+    /// Whether the server has changes after the device's position.
+    pub has_updates: bool,
+    /// What changed, e.g. `plan_v23`, `metrics_updated`, `alerts_new`.
+    pub server_changes_available: Vec<String>,
+    /// Whether the device may upload now.
+    pub accepts_client_changes: bool,
+    /// The server's clock.
+    pub server_timestamp: DateTime<Utc>,
+    /// The head of the user's change log at check time.
+    pub cursor: String,
+}
+
+/// `POST /sync/upload` body. Items stay raw JSON here so that one bad item is
+/// reported on its own instead of failing the whole request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadRequest {
+    /// The session opened by `/sync/check`.
+    pub sync_id: Uuid,
+    /// Idempotency key (PRD 6.2).
+    pub sync_request_id: Uuid,
+    /// Activities.
+    #[serde(default)]
+    pub activities: Vec<Value>,
+    /// Daily check-ins.
+    #[serde(default)]
+    pub daily_metrics: Vec<Value>,
+    /// Settings changes.
+    #[serde(default)]
+    pub settings_changes: Vec<Value>,
+    /// Reschedule requests.
+    #[serde(default)]
+    pub plan_adjustments: Vec<Value>,
+}
+
+impl UploadRequest {
+    /// Items in all four lists.
+    pub fn item_count(&self) -> usize {
+        self.activities.len()
+            + self.daily_metrics.len()
+            + self.settings_changes.len()
+            + self.plan_adjustments.len()
+    }
+}
+
+/// The type of an uploaded item, as reported back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemType {
+    /// From `activities`.
+    Activity,
+    /// From `daily_metrics`.
+    DailyMetric,
+    /// From `settings_changes`.
+    SettingsChange,
+    /// From `plan_adjustments`.
+    PlanAdjustment,
+}
+
+/// An item the server took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcceptedItem {
+    /// Its type.
+    #[serde(rename = "type")]
+    pub item_type: ItemType,
+    /// Its id (`date` for daily metrics, `key` for settings).
+    pub id: String,
+}
+
+/// An item the server took but resolved against stored data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictItem {
+    /// Its type.
+    #[serde(rename = "type")]
+    pub item_type: ItemType,
+    /// Its id.
+    pub id: String,
+    /// What rule decided, e.g. `objective_fields_kept`, `superseded_by_newer_write`.
+    pub resolution: String,
+    /// A sentence for the user.
+    pub message: String,
+}
+
+/// An item the server refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessingError {
+    /// Its type.
+    #[serde(rename = "type")]
+    pub item_type: ItemType,
+    /// Its id, when it had a readable one.
+    pub id: Option<String>,
+    /// Its position in its list.
+    pub index: usize,
+    /// The failing field (`""` for the whole item).
+    pub field: String,
+    /// Why, machine-readable.
+    pub code: FieldErrorCode,
+    /// Why, for a human.
+    pub message: String,
+    /// `false`: resending will fail again, drop it; `true`: a transient failure.
+    pub retryable: bool,
+}
+
+/// `POST /sync/upload` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadResponse {
+    /// Items stored (or already stored identically).
+    pub accepted: Vec<AcceptedItem>,
+    /// Items resolved by a conflict rule (also stored where the rule says so).
+    pub conflicts: Vec<ConflictItem>,
+    /// Items refused.
+    pub processing_errors: Vec<ProcessingError>,
+    /// The server's clock.
+    pub server_timestamp: DateTime<Utc>,
+}
+
+/// `GET /sync/download` response. Entities carry their change-log `seq`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DownloadResponse {
+    /// The current training plan, if it changed in this page.
+    pub training_plan: Option<Value>,
+    /// The latest computed metrics, if they changed in this page.
+    pub calculated_metrics: Option<Value>,
+    /// Alerts changed in this page.
+    pub alerts: Vec<Value>,
+    /// Activities changed in this page.
+    pub activities: Vec<Value>,
+    /// Daily check-ins changed in this page.
+    pub daily_metrics: Vec<Value>,
+    /// Reschedule requests changed in this page.
+    pub plan_adjustments: Vec<Value>,
+    /// Settings changed in this page, key to value.
+    pub settings: BTreeMap<String, Value>,
+    /// The server's clock.
+    pub server_timestamp: DateTime<Utc>,
+    /// Quote as `since` next time.
+    pub next_cursor: String,
+    /// More pages follow right now.
+    pub has_more: bool,
+}
+
+/// How a sync session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompleteStatus {
+    /// Every step succeeded.
+    Success,
+    /// The device gave up; `error` says why.
+    Failed,
+}
+
+/// `POST /sync/complete` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteRequest {
+    /// The session to close.
+    pub sync_id: Uuid,
+    /// The outcome.
+    pub status: CompleteStatus,
+    /// Optional idempotency key.
+    #[serde(default)]
+    pub sync_request_id: Option<Uuid>,
+    /// What went wrong, for `failed` (at most 2000 characters).
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The cursor the device has applied (its acknowledged position).
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// `POST /sync/complete` response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompleteResponse {
+    /// The session.
+    pub sync_id: Uuid,
+    /// Its final status (the first completion wins; a repeat reports it).
+    pub status: CompleteStatus,
+    /// The server's clock.
+    pub server_timestamp: DateTime<Utc>,
+}
+
+/// A device in `/sync/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceStatus {
+    /// The device.
+    pub device_id: String,
+    /// First authenticated call.
+    pub first_seen_at: DateTime<Utc>,
+    /// Latest authenticated call.
+    pub last_seen_at: DateTime<Utc>,
+    /// Latest successful `/sync/complete`.
+    pub last_sync_at: Option<DateTime<Utc>>,
+    /// The last cursor handed to it by a download.
+    pub last_cursor: Option<String>,
+    /// The last cursor it acknowledged in `/sync/complete`.
+    pub acknowledged_cursor: Option<String>,
+    /// Changes in the log after its last download cursor.
+    pub pending_downloads: u64,
+}
+
+/// A session in `/sync/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionStatus {
+    /// The session.
+    pub sync_id: Uuid,
+    /// The device that opened it.
+    pub device_id: String,
+    /// When `/sync/check` opened it.
+    pub opened_at: DateTime<Utc>,
+    /// `open`, `success` or `failed`.
+    pub status: String,
+    /// When it was completed.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The device's error text, for failed sessions.
+    pub error: Option<String>,
+    /// Uploads made in it.
+    pub uploads: u32,
+}
+
+/// `GET /sync/status` response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusResponse {
+    /// The caller.
+    pub user_id: String,
+    /// Cursor at the head of the change log.
+    pub head_cursor: String,
+    /// Number of changes ever committed for the user.
+    pub head_seq: u64,
+    /// Devices seen, most recent first.
+    pub devices: Vec<DeviceStatus>,
+    /// Recent sessions, newest first.
+    pub recent_sessions: Vec<SessionStatus>,
+    /// Sessions still open.
+    pub open_sessions: u32,
+    /// The server's clock.
+    pub server_timestamp: DateTime<Utc>,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+    /// The server's clock.
+    pub server_timestamp: DateTime<Utc>,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable code.
+    pub code: String,
+    /// A sentence for a human.
+    pub message: String,
+    /// The offending field, when one is to blame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}

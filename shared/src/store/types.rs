@@ -1,0 +1,326 @@
+//! The values storage reads and writes, free of any database types.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::domain::{DeviceId, EntityKind, SyncId, SyncRequestId};
+use crate::protocol::CompleteStatus;
+
+/// Where one kind of entity last changed, for `/sync/check`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindHead {
+    /// Sequence of the kind's latest change.
+    pub seq: u64,
+    /// When it was committed.
+    pub at: DateTime<Utc>,
+}
+
+/// The per-user head: where the change log stands. One small item, so
+/// "anything new?" costs one read whatever the history's size.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Head {
+    /// Sequence number of the latest change (0: none yet).
+    pub seq: u64,
+    /// Commit time of the latest change; commit times never decrease.
+    pub last_at: Option<DateTime<Utc>>,
+    /// Latest change per entity kind (by [`EntityKind::as_str`]).
+    #[serde(default)]
+    pub kinds: BTreeMap<String, KindHead>,
+    /// Current training-plan version, once a plan exists.
+    #[serde(default)]
+    pub plan_version: Option<u64>,
+}
+
+/// Identifies one entity of a user.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntityKey {
+    /// Its kind.
+    pub kind: EntityKind,
+    /// Its id within the kind (UUID, date, setting key, `current`).
+    pub id: String,
+}
+
+impl EntityKey {
+    /// A key for `kind` and `id`.
+    pub fn new(kind: EntityKind, id: impl Into<String>) -> Self {
+        Self {
+            kind,
+            id: id.into(),
+        }
+    }
+
+    /// Parses the `kind#id` form [`Display`](std::fmt::Display) writes.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (kind, id) = s.split_once('#')?;
+        Some(Self::new(EntityKind::parse(kind)?, id))
+    }
+}
+
+impl std::fmt::Display for EntityKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}#{}", self.kind.as_str(), self.id)
+    }
+}
+
+/// An entity's stored state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEntity {
+    /// Which entity.
+    pub key: EntityKey,
+    /// The change that last wrote it.
+    pub seq: u64,
+    /// When.
+    pub updated_at: DateTime<Utc>,
+    /// Its data, as the wire shows it.
+    pub data: Value,
+}
+
+/// What [`super::SyncStore::load`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    /// The head at read time.
+    pub head: Head,
+    /// Entities that exist, by key.
+    pub entities: BTreeMap<EntityKey, StoredEntity>,
+}
+
+/// A new state for one entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityWrite {
+    /// Which entity.
+    pub key: EntityKey,
+    /// Its new data.
+    pub data: Value,
+}
+
+/// Marks an idempotency claim done, with the response to replay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestCompletion {
+    /// The key.
+    pub key: SyncRequestId,
+    /// The claim token from `begin_request`.
+    pub claim: String,
+    /// The body hash.
+    pub body_hash: String,
+    /// The exact response body replays return.
+    pub response: String,
+    /// When the record expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One atomic write of a user's data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Commit {
+    /// The head this commit was planned against; it fails if the head moved.
+    pub base: Head,
+    /// Commit time; callers pass `max(now, base.last_at)` so commit times never decrease.
+    pub at: DateTime<Utc>,
+    /// New entity states; each also becomes one change-log entry, in order.
+    pub writes: Vec<EntityWrite>,
+    /// The device that caused the writes, if any.
+    pub device_id: Option<DeviceId>,
+    /// The plan version after this commit, when it changes.
+    pub plan_version: Option<u64>,
+    /// The idempotency record to complete in the same transaction.
+    pub request: Option<RequestCompletion>,
+    /// The session the writes belong to (its upload count goes up).
+    pub session: Option<SyncId>,
+    /// The device visit to record.
+    pub visit: Option<DeviceVisit>,
+}
+
+/// Result of a commit attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Written; the entries got sequence numbers `first..=last` (none when no writes).
+    Committed {
+        /// First sequence number used.
+        first: u64,
+        /// Last sequence number used.
+        last: u64,
+    },
+    /// Another commit moved the head first: reload and plan again.
+    HeadMoved,
+    /// The idempotency claim was taken over (it outlived its in-progress window).
+    ClaimLost,
+    /// The session expired or closed meanwhile.
+    SessionGone,
+}
+
+/// A change-log entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeEntry {
+    /// Its dense sequence number.
+    pub seq: u64,
+    /// Commit time.
+    pub at: DateTime<Utc>,
+    /// The entity.
+    pub key: EntityKey,
+    /// The entity's state after the change.
+    pub data: Value,
+    /// The device whose upload caused it, if any.
+    pub device_id: Option<String>,
+}
+
+/// A page of the change log.
+#[derive(Debug, Clone, Default)]
+pub struct ChangePage {
+    /// Entries in sequence order.
+    pub entries: Vec<ChangeEntry>,
+    /// Storage has more entries after these.
+    pub more: bool,
+}
+
+/// A page of current entity states.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotPage {
+    /// Entities in key order.
+    pub entities: Vec<StoredEntity>,
+    /// The key to continue after, when more remain.
+    pub next: Option<EntityKey>,
+}
+
+/// Outcome of claiming an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BeginOutcome {
+    /// Ours to process; complete or release it with this claim token.
+    Claimed(String),
+    /// Already processed: replay this body byte for byte.
+    Replay(String),
+    /// The same key was used with a different body.
+    Mismatch,
+    /// Another request with this key is being processed now.
+    InProgress,
+}
+
+/// A sync session's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    /// Opened by `/sync/check`, not completed.
+    Open,
+    /// Completed successfully.
+    Success,
+    /// Completed as failed.
+    Failed,
+}
+
+impl SessionState {
+    /// The state's wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SessionState::Open => "open",
+            SessionState::Success => "success",
+            SessionState::Failed => "failed",
+        }
+    }
+}
+
+impl From<CompleteStatus> for SessionState {
+    fn from(s: CompleteStatus) -> Self {
+        match s {
+            CompleteStatus::Success => SessionState::Success,
+            CompleteStatus::Failed => SessionState::Failed,
+        }
+    }
+}
+
+/// A sync session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Its id.
+    pub sync_id: SyncId,
+    /// The device that opened it.
+    pub device_id: DeviceId,
+    /// When.
+    pub opened_at: DateTime<Utc>,
+    /// When it stops being usable (also its TTL).
+    pub expires_at: DateTime<Utc>,
+    /// Open or completed.
+    pub state: SessionState,
+    /// When completed.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The device's error text.
+    pub error: Option<String>,
+    /// Uploads committed in it.
+    pub uploads: u32,
+    /// The `sync_request_id` and body hash of the completing request.
+    pub completed_by: Option<(String, String)>,
+}
+
+/// A request to close a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    /// Which session.
+    pub sync_id: SyncId,
+    /// Final state.
+    pub state: SessionState,
+    /// Error text for failures.
+    pub error: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The request's idempotency key (or a hash-only marker) and body hash.
+    pub request: (String, String),
+}
+
+/// Result of closing a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompleteOutcome {
+    /// Closed now.
+    Closed(Session),
+    /// It was closed before; this is how.
+    AlreadyClosed(Session),
+    /// Unknown or expired.
+    NotFound,
+}
+
+/// A device's visit to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceVisit {
+    /// The device.
+    pub device_id: DeviceId,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// A download handed it this cursor (encoded) covering this sequence.
+    pub delivered: Option<(String, u64)>,
+    /// It completed a sync successfully, acknowledging this cursor.
+    pub synced: Option<Option<String>>,
+}
+
+impl DeviceVisit {
+    /// A plain visit.
+    pub fn at(device_id: DeviceId, at: DateTime<Utc>) -> Self {
+        Self {
+            device_id,
+            at,
+            delivered: None,
+            synced: None,
+        }
+    }
+}
+
+/// A device as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRecord {
+    /// The device.
+    pub device_id: String,
+    /// First authenticated call.
+    pub first_seen_at: DateTime<Utc>,
+    /// Latest authenticated call.
+    pub last_seen_at: DateTime<Utc>,
+    /// Latest successful completion.
+    #[serde(default)]
+    pub last_sync_at: Option<DateTime<Utc>>,
+    /// Latest cursor delivered by a download.
+    #[serde(default)]
+    pub last_cursor: Option<String>,
+    /// Sequence that cursor covers.
+    #[serde(default)]
+    pub last_cursor_seq: Option<u64>,
+    /// Latest cursor acknowledged by `/sync/complete`.
+    #[serde(default)]
+    pub acknowledged_cursor: Option<String>,
+}

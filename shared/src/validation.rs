@@ -1,0 +1,469 @@
+//! Validation of uploaded items: schema (via serde, naming the failing field)
+//! and value ranges. The client runs the same rules before it queues an item.
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::domain::{Activity, DailyMetric, PlanAdjustment, SettingKey, SettingsChange};
+use crate::limits::{MAX_CLIENT_CLOCK_SKEW_SECS, MAX_NOTES_CHARS};
+
+/// Machine-readable reason a field was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldErrorCode {
+    /// A required field is absent.
+    MissingField,
+    /// A field the schema does not have (refused so a typo never drops data silently).
+    UnknownField,
+    /// The JSON type is wrong (e.g. a string where a number belongs).
+    InvalidType,
+    /// Not one of the allowed values.
+    InvalidValue,
+    /// A date, timestamp or id that does not parse.
+    InvalidFormat,
+    /// A number outside its allowed range, or a time too far off.
+    OutOfRange,
+    /// A text longer than allowed.
+    TooLong,
+}
+
+impl FieldErrorCode {
+    /// The code's wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldErrorCode::MissingField => "missing_field",
+            FieldErrorCode::UnknownField => "unknown_field",
+            FieldErrorCode::InvalidType => "invalid_type",
+            FieldErrorCode::InvalidValue => "invalid_value",
+            FieldErrorCode::InvalidFormat => "invalid_format",
+            FieldErrorCode::OutOfRange => "out_of_range",
+            FieldErrorCode::TooLong => "too_long",
+        }
+    }
+}
+
+/// One field that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    /// Dotted path of the field (`duration_s`, `value[2]`); `""` for the item itself.
+    pub field: String,
+    /// Why.
+    pub code: FieldErrorCode,
+    /// A sentence for a human.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A new error for `field`.
+    pub fn new(field: impl Into<String>, code: FieldErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Deserializes `value` as `T`, turning serde's error into a [`FieldError`] that
+/// names the failing field.
+pub fn parse_json<T: DeserializeOwned>(value: Value) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        classify_serde_error(if path == "." { String::new() } else { path }, message)
+    })
+}
+
+/// Like [`parse_json`] for raw bytes (a request body).
+pub fn parse_json_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FieldError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return FieldError::new(
+                "",
+                FieldErrorCode::InvalidFormat,
+                format!("malformed JSON: {inner}"),
+            );
+        }
+        classify_serde_error(
+            if path == "." { String::new() } else { path },
+            inner.to_string(),
+        )
+    })
+}
+
+fn classify_serde_error(path: String, message: String) -> FieldError {
+    // serde reports missing and unknown fields at the parent; name the field itself.
+    let quoted = || {
+        message
+            .split('`')
+            .nth(1)
+            .map(|name| join_path(&path, name))
+            .unwrap_or_else(|| path.clone())
+    };
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_string();
+    if message.starts_with("missing field") {
+        FieldError::new(quoted(), FieldErrorCode::MissingField, message)
+    } else if message.starts_with("unknown field") {
+        // serde_path_to_error already ends the path with the unknown name.
+        FieldError::new(path, FieldErrorCode::UnknownField, message)
+    } else if message.starts_with("invalid type") {
+        FieldError::new(path, FieldErrorCode::InvalidType, message)
+    } else if message.starts_with("unknown variant") {
+        FieldError::new(path, FieldErrorCode::InvalidValue, message)
+    } else if message.starts_with("invalid value") {
+        FieldError::new(path, FieldErrorCode::OutOfRange, message)
+    } else {
+        FieldError::new(path, FieldErrorCode::InvalidFormat, message)
+    }
+}
+
+fn join_path(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{parent}.{name}")
+    }
+}
+
+/// Range and consistency rules beyond the schema.
+pub trait Validate {
+    /// Checks the value against the rules, with `now` as the server's clock.
+    fn validate(&self, now: DateTime<Utc>) -> Result<(), FieldError>;
+}
+
+/// Parses and validates one uploaded item.
+pub fn validate_item<T: DeserializeOwned + Validate>(
+    value: Value,
+    now: DateTime<Utc>,
+) -> Result<T, FieldError> {
+    if !value.is_object() {
+        return Err(FieldError::new(
+            "",
+            FieldErrorCode::InvalidType,
+            "each item must be a JSON object",
+        ));
+    }
+    let item: T = parse_json(value)?;
+    item.validate(now)?;
+    Ok(item)
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    field: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<(), FieldError> {
+    if value < min || value > max {
+        return Err(FieldError::new(
+            field,
+            FieldErrorCode::OutOfRange,
+            format!("{field} must be between {min} and {max}, got {value}"),
+        ));
+    }
+    Ok(())
+}
+
+fn opt_in_range<T: PartialOrd + std::fmt::Display + Copy>(
+    field: &str,
+    value: Option<T>,
+    min: T,
+    max: T,
+) -> Result<(), FieldError> {
+    value.map_or(Ok(()), |v| in_range(field, v, min, max))
+}
+
+/// Earliest timestamp accepted anywhere in the protocol.
+pub fn earliest_timestamp() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0)
+        .single()
+        .expect("2000-01-01 is a valid date")
+}
+
+/// Checks a client timestamp lies between 2000-01-01 and `now` plus the allowed skew.
+pub fn check_timestamp(
+    field: &str,
+    t: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), FieldError> {
+    let latest = now + Duration::seconds(MAX_CLIENT_CLOCK_SKEW_SECS);
+    if t < earliest_timestamp() || t > latest {
+        return Err(FieldError::new(
+            field,
+            FieldErrorCode::OutOfRange,
+            format!("{field} must lie between 2000-01-01 and one day from now, got {t}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_date(field: &str, d: NaiveDate) -> Result<(), FieldError> {
+    let min = earliest_timestamp().date_naive();
+    let max = NaiveDate::from_ymd_opt(2100, 12, 31).expect("valid date");
+    if d < min || d > max {
+        return Err(FieldError::new(
+            field,
+            FieldErrorCode::OutOfRange,
+            format!("{field} must lie between {min} and {max}, got {d}"),
+        ));
+    }
+    Ok(())
+}
+
+impl Validate for Activity {
+    fn validate(&self, now: DateTime<Utc>) -> Result<(), FieldError> {
+        check_timestamp("started_at", self.started_at, now)?;
+        in_range("duration_s", self.duration_s, 1, 86_400)?;
+        opt_in_range("distance_m", self.distance_m, 0.0, 1_000_000.0)?;
+        opt_in_range("avg_hr", self.avg_hr, 25, 250)?;
+        opt_in_range("rpe", self.rpe, 1, 10)?;
+        opt_in_range("feeling", self.feeling, 1, 5)?;
+        if let Some(notes) = &self.notes {
+            let chars = notes.chars().count();
+            if chars > MAX_NOTES_CHARS {
+                return Err(FieldError::new(
+                    "notes",
+                    FieldErrorCode::TooLong,
+                    format!("notes must be at most {MAX_NOTES_CHARS} characters, got {chars}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Validate for DailyMetric {
+    fn validate(&self, now: DateTime<Utc>) -> Result<(), FieldError> {
+        check_date("date", self.date)?;
+        opt_in_range("recovery_rating", self.recovery_rating, 1, 10)?;
+        opt_in_range("sleep_hours", self.sleep_hours, 0.0, 24.0)?;
+        opt_in_range("soreness", self.soreness, 1, 10)?;
+        check_timestamp("submitted_at", self.submitted_at, now)
+    }
+}
+
+const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+impl Validate for SettingsChange {
+    fn validate(&self, now: DateTime<Utc>) -> Result<(), FieldError> {
+        check_timestamp("changed_at", self.changed_at, now)?;
+        let bad = |msg: &str| Err(FieldError::new("value", FieldErrorCode::InvalidValue, msg));
+        match (self.key, &self.value) {
+            (SettingKey::GoalRaceDate, Value::Null) => Ok(()),
+            (SettingKey::GoalRaceDate, Value::String(s)) => {
+                match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+                    Ok(d) => check_date("value", d),
+                    Err(_) => bad("goal_race_date must be a date YYYY-MM-DD or null"),
+                }
+            }
+            (SettingKey::GoalRaceDate, _) => {
+                bad("goal_race_date must be a date YYYY-MM-DD or null")
+            }
+            (SettingKey::AvailableTrainingDays, Value::Array(days)) => {
+                let mut seen = Vec::new();
+                for (i, day) in days.iter().enumerate() {
+                    match day.as_str().filter(|d| WEEKDAYS.contains(d)) {
+                        Some(d) if !seen.contains(&d) => seen.push(d),
+                        Some(_) => {
+                            return Err(FieldError::new(
+                                format!("value[{i}]"),
+                                FieldErrorCode::InvalidValue,
+                                "available_training_days must not repeat a day",
+                            ));
+                        }
+                        None => {
+                            return Err(FieldError::new(
+                                format!("value[{i}]"),
+                                FieldErrorCode::InvalidValue,
+                                "days are \"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\" or \"sun\"",
+                            ));
+                        }
+                    }
+                }
+                Ok(())
+            }
+            (SettingKey::AvailableTrainingDays, _) => {
+                bad("available_training_days must be a list of weekdays")
+            }
+            (SettingKey::Units, Value::String(s)) if s == "metric" || s == "imperial" => Ok(()),
+            (SettingKey::Units, _) => bad("units must be \"metric\" or \"imperial\""),
+            (SettingKey::Timezone, Value::String(s)) if is_tz_name(s) => Ok(()),
+            (SettingKey::Timezone, _) => {
+                bad("timezone must be an IANA time-zone name such as \"Europe/Berlin\"")
+            }
+            (SettingKey::NotificationsEnabled, Value::Bool(_)) => Ok(()),
+            (SettingKey::NotificationsEnabled, _) => {
+                bad("notifications_enabled must be true or false")
+            }
+        }
+    }
+}
+
+fn is_tz_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+'))
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+}
+
+impl Validate for PlanAdjustment {
+    fn validate(&self, now: DateTime<Utc>) -> Result<(), FieldError> {
+        check_date("new_date", self.new_date)?;
+        check_timestamp("requested_at", self.requested_at, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap()
+    }
+
+    fn activity() -> Value {
+        json!({
+            "id": "0b5f3c52-54c4-4f7a-9d8e-6f0f1c9e2a11",
+            "activity_type": "run",
+            "started_at": "2025-05-31T07:00:00Z",
+            "duration_s": 3600,
+            "distance_m": 10000.5,
+            "avg_hr": 150,
+            "rpe": 6,
+            "notes": "easy",
+            "feeling": 4,
+            "source": "manual"
+        })
+    }
+
+    fn error_for(mut item: Value, field: &str, value: Value) -> FieldError {
+        if value.is_null() {
+            item.as_object_mut().unwrap().remove(field);
+        } else {
+            item[field] = value;
+        }
+        validate_item::<Activity>(item, now()).unwrap_err()
+    }
+
+    #[test]
+    fn a_valid_activity_passes() {
+        let a: Activity = validate_item(activity(), now()).unwrap();
+        assert_eq!(a.duration_s, 3600);
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases = [
+            ("duration_s", json!(0), FieldErrorCode::OutOfRange),
+            ("duration_s", json!(86_401), FieldErrorCode::OutOfRange),
+            ("duration_s", json!("3600"), FieldErrorCode::InvalidType),
+            ("distance_m", json!(1_000_000.5), FieldErrorCode::OutOfRange),
+            ("avg_hr", json!(24), FieldErrorCode::OutOfRange),
+            ("rpe", json!(11), FieldErrorCode::OutOfRange),
+            ("feeling", json!(0), FieldErrorCode::OutOfRange),
+            ("notes", json!("x".repeat(2001)), FieldErrorCode::TooLong),
+            ("activity_type", json!("fly"), FieldErrorCode::InvalidValue),
+            ("source", json!(null), FieldErrorCode::MissingField),
+            (
+                "started_at",
+                json!("yesterday"),
+                FieldErrorCode::InvalidFormat,
+            ),
+            (
+                "started_at",
+                json!("2031-01-01T00:00:00Z"),
+                FieldErrorCode::OutOfRange,
+            ),
+            ("id", json!("not-a-uuid"), FieldErrorCode::InvalidFormat),
+        ];
+        for (field, value, code) in cases {
+            let err = error_for(activity(), field, value.clone());
+            assert_eq!(
+                (err.field.as_str(), err.code),
+                (field, code),
+                "{field}={value}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let mut item = activity();
+        item["distanse_m"] = json!(5);
+        let err = validate_item::<Activity>(item, now()).unwrap_err();
+        assert_eq!(err.field, "distanse_m");
+        assert_eq!(err.code, FieldErrorCode::UnknownField);
+    }
+
+    #[test]
+    fn non_objects_are_refused() {
+        let err = validate_item::<Activity>(json!([1]), now()).unwrap_err();
+        assert_eq!(err.code, FieldErrorCode::InvalidType);
+    }
+
+    #[test]
+    fn settings_values_follow_their_key() {
+        let check = |key: &str, value: Value| {
+            validate_item::<SettingsChange>(
+                json!({"key": key, "value": value, "changed_at": "2025-05-31T07:00:00Z"}),
+                now(),
+            )
+        };
+        assert!(check("units", json!("metric")).is_ok());
+        assert!(check("goal_race_date", json!("2025-10-12")).is_ok());
+        assert!(check("goal_race_date", Value::Null).is_ok());
+        assert!(check("available_training_days", json!(["mon", "wed"])).is_ok());
+        assert!(check("timezone", json!("America/Argentina/Buenos_Aires")).is_ok());
+        assert!(check("notifications_enabled", json!(false)).is_ok());
+        assert_eq!(
+            check("units", json!("furlongs")).unwrap_err().field,
+            "value"
+        );
+        assert_eq!(
+            check("available_training_days", json!(["mon", "mon"]))
+                .unwrap_err()
+                .field,
+            "value[1]"
+        );
+        assert_eq!(check("timezone", json!("")).unwrap_err().field, "value");
+        assert_eq!(check("colour", json!("red")).unwrap_err().field, "key");
+    }
+
+    #[test]
+    fn daily_metrics_and_plan_adjustments_check_ranges() {
+        let err = validate_item::<DailyMetric>(
+            json!({"date": "2025-05-31", "sleep_hours": 25, "submitted_at": "2025-05-31T07:00:00Z"}),
+            now(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err.field.as_str(), err.code),
+            ("sleep_hours", FieldErrorCode::OutOfRange)
+        );
+        let err = validate_item::<PlanAdjustment>(
+            json!({"id": "0b5f3c52-54c4-4f7a-9d8e-6f0f1c9e2a11", "workout_id": "w 1",
+                   "new_date": "2025-06-02", "requested_at": "2025-05-31T07:00:00Z"}),
+            now(),
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "workout_id");
+    }
+
+    #[test]
+    fn malformed_json_bytes_say_so() {
+        let err = parse_json_bytes::<Value>(b"{\"a\":").unwrap_err();
+        assert_eq!(err.code, FieldErrorCode::InvalidFormat);
+        assert!(err.message.starts_with("malformed JSON"));
+    }
+}

@@ -1,0 +1,319 @@
+//! Test harness for the integration tests in `tests/tests/`: a fresh
+//! DynamoDB Local table per test, the real handlers in-process, tokens, an
+//! injectable clock and small request helpers.
+//!
+//! DynamoDB Local must be running and `DYNAMODB_ENDPOINT` must point at it;
+//! `scripts/test` does both.
+
+use std::sync::{Arc, LazyLock};
+
+use chrono::{DateTime, Duration, Utc};
+use http::{Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt};
+use serde_json::{Value, json};
+use sync_core::auth::{Verifier, mint_hs256_token};
+use sync_core::clock::ManualClock;
+use sync_core::config::{AuthConfig, Config};
+use sync_core::handlers::dispatch;
+use sync_core::state::AppState;
+use sync_core::store::dynamo::metrics::RequestCounter;
+use sync_core::store::dynamo::{DynamoStore, client_with_counter, schema};
+use uuid::Uuid;
+
+/// The HS256 secret tests sign with.
+pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
+/// Issuer tests use.
+pub const ISSUER: &str = "trainsync-test";
+/// Audience tests use.
+pub const AUDIENCE: &str = "trainsync";
+
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var("TEST_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt().with_env_filter("info").try_init();
+    }
+});
+
+/// The DynamoDB Local endpoint, or a clear failure.
+pub fn endpoint() -> String {
+    std::env::var("DYNAMODB_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "DYNAMODB_ENDPOINT is not set: the integration tests need DynamoDB Local. \
+             Run them with `scripts/test` (it installs, starts and stops DynamoDB Local)."
+        )
+    })
+}
+
+/// A configuration pointing at DynamoDB Local and `table`.
+pub fn config(table: &str) -> Config {
+    Config {
+        table_name: table.to_owned(),
+        dynamodb_endpoint: Some(endpoint()),
+        region: Some("us-east-1".into()),
+        auth: AuthConfig::Hs256 {
+            secret: SECRET.into(),
+            issuer: ISSUER.into(),
+            audience: AUDIENCE.into(),
+        },
+    }
+}
+
+/// One test's world: its own table, store, clock and handler state.
+pub struct TestContext {
+    /// The table, named uniquely for this test.
+    pub table: String,
+    /// The store the handlers use.
+    pub store: Arc<DynamoStore>,
+    /// The clock the handlers read; move it to test expiry.
+    pub clock: Arc<ManualClock>,
+    /// Handler state.
+    pub state: AppState,
+    /// Requests made through the store's client.
+    pub counter: Arc<RequestCounter>,
+}
+
+/// A response, decoded.
+#[derive(Debug, Clone)]
+pub struct TestResponse {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: http::HeaderMap,
+    /// Raw body (decompressed if it was gzip).
+    pub bytes: Vec<u8>,
+}
+
+impl TestResponse {
+    /// The body as JSON (panics with the body if it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.bytes)))
+    }
+
+    /// DynamoDB requests the handler made, from the `x-dynamodb-requests` header.
+    pub fn ddb_requests(&self) -> u64 {
+        self.headers
+            .get("x-dynamodb-requests")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .expect("x-dynamodb-requests header")
+    }
+
+    /// The error code of an error response.
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The error field of an error response.
+    pub fn error_field(&self) -> Option<String> {
+        self.json()["error"]["field"].as_str().map(str::to_owned)
+    }
+}
+
+impl TestContext {
+    /// A fresh table and state; the clock starts at the real current time.
+    pub async fn new() -> Self {
+        LazyLock::force(&TRACING);
+        let table = format!("trainsync-test-{}", Uuid::new_v4().simple());
+        let config = config(&table);
+        let counter = Arc::new(RequestCounter::default());
+        let client = client_with_counter(&config, counter.clone()).await;
+        schema::create_table(&client, &table)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create table at {}: {e:?}", endpoint()));
+        let store = Arc::new(DynamoStore::new(client, table.clone(), counter.clone()));
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let state = AppState::new(store.clone(), Verifier::new(&config.auth), clock.clone());
+        Self {
+            table,
+            store,
+            clock,
+            state,
+            counter,
+        }
+    }
+
+    /// The clock's current time.
+    pub fn now(&self) -> DateTime<Utc> {
+        sync_core::clock::Clock::now(self.clock.as_ref())
+    }
+
+    /// A 24-hour token for `user` on `device`, issued at the test clock's time.
+    pub fn token(&self, user: &str, device: &str) -> String {
+        mint_hs256_token(
+            SECRET,
+            ISSUER,
+            AUDIENCE,
+            user,
+            device,
+            self.now(),
+            Duration::hours(24),
+        )
+        .expect("token")
+    }
+
+    /// Sends a request through the same dispatch the gateway and Lambdas use.
+    pub async fn send(&self, request: Request) -> TestResponse {
+        let response = dispatch(&self.state, request).await;
+        let (parts, body) = response.into_parts();
+        let raw = match body {
+            Body::Empty => Vec::new(),
+            Body::Text(t) => t.into_bytes(),
+            Body::Binary(b) => b,
+            _ => Vec::new(),
+        };
+        let gzipped = parts
+            .headers
+            .get("content-encoding")
+            .is_some_and(|v| v == "gzip");
+        let bytes = if gzipped { gunzip(&raw) } else { raw };
+        TestResponse {
+            status: parts.status,
+            headers: parts.headers,
+            bytes,
+        }
+    }
+
+    /// `POST path` with a JSON body and a bearer token.
+    pub async fn post(&self, path: &str, token: &str, body: &Value) -> TestResponse {
+        self.send(post_request(path, Some(token), body.to_string()))
+            .await
+    }
+
+    /// `GET path?query` with a bearer token.
+    pub async fn get(&self, path: &str, token: &str, query: &[(&str, &str)]) -> TestResponse {
+        self.send(get_request(path, Some(token), query)).await
+    }
+
+    /// Opens a session for `user`/`device`; returns `sync_id`.
+    pub async fn check(&self, token: &str, user: &str) -> String {
+        let response = self
+            .post(
+                "/sync/check",
+                token,
+                &json!({"user_id": user, "last_sync_timestamp": null, "pending_changes_count": 0}),
+            )
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "check: {}",
+            String::from_utf8_lossy(&response.bytes)
+        );
+        response.json()["sync_id"]
+            .as_str()
+            .expect("sync_id")
+            .to_owned()
+    }
+
+    /// Uploads `items` (an object with any of the four lists) in a new request id.
+    pub async fn upload(&self, token: &str, sync_id: &str, items: Value) -> TestResponse {
+        let mut body = json!({"sync_id": sync_id, "sync_request_id": Uuid::new_v4()});
+        if let (Some(body), Some(items)) = (body.as_object_mut(), items.as_object()) {
+            body.extend(items.clone());
+        }
+        self.post("/sync/upload", token, &body).await
+    }
+
+    /// Downloads every page after `since`; returns all pages and the final cursor.
+    pub async fn download_all(
+        &self,
+        token: &str,
+        since: Option<&str>,
+        limit: u32,
+    ) -> (Vec<Value>, String) {
+        let mut pages = Vec::new();
+        let mut cursor = since.map(str::to_owned);
+        loop {
+            let limit_text = limit.to_string();
+            let mut query = vec![("limit", limit_text.as_str())];
+            if let Some(c) = cursor.as_deref() {
+                query.push(("since", c));
+            }
+            let response = self.get("/sync/download", token, &query).await;
+            assert_eq!(
+                response.status,
+                StatusCode::OK,
+                "download: {}",
+                String::from_utf8_lossy(&response.bytes)
+            );
+            let page = response.json();
+            cursor = Some(
+                page["next_cursor"]
+                    .as_str()
+                    .expect("next_cursor")
+                    .to_owned(),
+            );
+            let more = page["has_more"].as_bool().expect("has_more");
+            pages.push(page);
+            if !more {
+                return (pages, cursor.unwrap_or_default());
+            }
+        }
+    }
+}
+
+/// A JSON `POST` request as API Gateway would hand it to the function.
+pub fn post_request(path: &str, token: Option<&str>, body: impl Into<Body>) -> Request {
+    let mut builder = http::Request::builder()
+        .method(Method::POST)
+        .uri(format!("https://api.example.com{path}"))
+        .header("content-type", "application/json");
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    builder.body(body.into()).expect("request")
+}
+
+/// A `GET` request with query parameters as API Gateway would hand it to the function.
+pub fn get_request(path: &str, token: Option<&str>, query: &[(&str, &str)]) -> Request {
+    let mut builder = http::Request::builder()
+        .method(Method::GET)
+        .uri(format!("https://api.example.com{path}"));
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    let map: std::collections::HashMap<String, Vec<String>> = query.iter().fold(
+        Default::default(),
+        |mut map: std::collections::HashMap<String, Vec<String>>, (k, v)| {
+            map.entry((*k).to_owned())
+                .or_default()
+                .push((*v).to_owned());
+            map
+        },
+    );
+    builder
+        .body(Body::Empty)
+        .expect("request")
+        .with_query_string_parameters(map)
+}
+
+/// A valid activity with id `id`.
+pub fn activity(id: Uuid, notes: &str) -> Value {
+    json!({
+        "id": id,
+        "activity_type": "run",
+        "started_at": "2025-05-31T07:00:00Z",
+        "duration_s": 1800,
+        "distance_m": 5000,
+        "rpe": 5,
+        "notes": notes,
+        "source": "manual"
+    })
+}
+
+/// gzip-compresses `bytes`.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    sync_core::compression::gzip(bytes)
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .expect("valid gzip response");
+    out
+}
