@@ -12,12 +12,16 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::response::{IntoResponse, Response};
-use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HOST};
-use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::Response;
+use chrono::Utc;
+use http::header::{CONTENT_ENCODING, HOST};
+use http::{HeaderMap, Method, StatusCode, Uri};
 use lambda_http::aws_lambda_events::query_map::QueryMap;
 use lambda_http::{Body, RequestExt as _};
+use sync_core::error::ApiError;
+use sync_core::http::{error_reply, into_response};
 use sync_core::state::AppState;
+use sync_core::validation::{FieldError, FieldErrorCode};
 use tokio::net::TcpListener;
 
 /// Largest body the gateway buffers (1 MiB): comfortably above the handlers'
@@ -75,24 +79,20 @@ pub async fn handle(
     response
 }
 
-/// A JSON error produced by the gateway itself (not by the handlers).
+/// An error produced by the gateway itself (not by the handlers), in the
+/// handlers' JSON error shape.
 fn gateway_error(status: StatusCode, message: &str) -> Response {
-    let code = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        _ => "bad_request",
-    };
-    let body = serde_json::json!({
-        "error": {
-            "code": code,
-            "message": format!("local gateway: {message}"),
+    let message = format!("local gateway: {message}");
+    let error = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge {
+            code: "body_too_large",
+            message,
+            field: None,
         }
-    });
-    (
-        status,
-        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        body.to_string(),
-    )
-        .into_response()
+    } else {
+        ApiError::BadRequest(FieldError::new("", FieldErrorCode::InvalidFormat, message))
+    };
+    from_lambda_response(into_response(error_reply(&error, Utc::now()), false, 0))
 }
 
 /// Builds the request API Gateway would hand the Lambda: same method, path,
@@ -167,6 +167,7 @@ mod tests {
     use super::*;
     use flate2::Compression;
     use flate2::write::GzEncoder;
+    use http::HeaderValue;
     use std::io::Write as _;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {

@@ -32,6 +32,8 @@ pub mod idempotency;
 #[cfg(feature = "server")]
 pub mod lambda;
 #[cfg(feature = "server")]
+pub mod publish;
+#[cfg(feature = "server")]
 pub mod state;
 #[cfg(feature = "server")]
 pub mod store;

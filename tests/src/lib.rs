@@ -255,6 +255,28 @@ impl TestContext {
     }
 }
 
+impl Drop for TestContext {
+    // Drop the table so a long test run does not slow DynamoDB Local down.
+    // Drop cannot await, so a short-lived runtime on another thread does it,
+    // with its own client: the test's client has connections tied to the
+    // (now blocked) test runtime.
+    fn drop(&mut self) {
+        let table = self.table.clone();
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(runtime) = runtime {
+                runtime.block_on(async {
+                    let client = sync_core::store::dynamo::client_for(&config(&table)).await;
+                    let _ = client.delete_table().table_name(&table).send().await;
+                });
+            }
+        })
+        .join();
+    }
+}
+
 /// A JSON `POST` request as API Gateway would hand it to the function.
 pub fn post_request(path: &str, token: Option<&str>, body: impl Into<Body>) -> Request {
     let mut builder = http::Request::builder()

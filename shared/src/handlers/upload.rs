@@ -2,7 +2,6 @@
 //! and commit the batch atomically together with its idempotency record.
 
 use std::collections::BTreeMap;
-use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use lambda_http::Request;
@@ -21,15 +20,13 @@ use crate::merge::{MergeEffect, merge_activity, merge_daily_metric, setting_wins
 use crate::protocol::{
     AcceptedItem, ConflictItem, ItemType, ProcessingError, UploadRequest, UploadResponse,
 };
+use crate::publish::MAX_COMMIT_ATTEMPTS;
 use crate::state::AppState;
 use crate::store::{
     Commit, CommitOutcome, DeviceVisit, EntityKey, EntityWrite, Loaded, RequestCompletion,
-    SessionState, StoreError,
+    SessionState, StoreError, contention_backoff,
 };
 use crate::validation::{FieldError, validate_item};
-
-/// Commit attempts before answering 503 (each lost race reloads and re-plans).
-const MAX_COMMIT_ATTEMPTS: u32 = 12;
 
 /// The PRD's message for a reschedule made against a superseded plan.
 pub const SUPERSEDED_PLAN_MESSAGE: &str = "Your training plan was updated based on your recent workouts. The manual reschedule has been replaced.";
@@ -386,11 +383,7 @@ async fn process(
         };
         match state.store.commit(&caller.user_id, &commit).await? {
             CommitOutcome::Committed { .. } => return Ok(Reply::raw(body)),
-            CommitOutcome::HeadMoved => {
-                let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 20;
-                tokio::time::sleep(StdDuration::from_millis((5u64 << attempt.min(5)) + jitter))
-                    .await;
-            }
+            CommitOutcome::HeadMoved => contention_backoff(attempt).await,
             CommitOutcome::ClaimLost => {
                 return Err(ApiError::Conflict {
                     code: "request_in_progress",

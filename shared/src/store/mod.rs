@@ -129,3 +129,11 @@ pub trait SyncStore: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
     ) -> Result<Vec<Session>, StoreError>;
 }
+
+/// Waits before retrying a commit that lost a race: exponential with jitter,
+/// so concurrent writers of one user spread out.
+pub async fn contention_backoff(attempt: u32) {
+    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 16);
+    let millis = (5u64 << attempt.min(5)) + jitter;
+    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+}

@@ -1,0 +1,1438 @@
+//! Keeps `docs/openapi.yaml` true to the code.
+//!
+//! The spec is written by hand, for the people who build clients against it.
+//! This test fails when spec and code drift apart: the routes, every wire
+//! type's fields (names, required, nullable), the enums, the limits, the
+//! error statuses and headers, and the examples. It needs no DynamoDB.
+//!
+//! The checker at the bottom understands the part of OpenAPI 3.0 schemas the
+//! spec uses: `type`, `nullable`, `enum`, `properties`, `required`,
+//! `additionalProperties`, `items`, local `$ref`s, `format` (uuid, date,
+//! date-time) and the numeric, length and item-count bounds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use lambda_http::Body;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use sync_core::auth::AuthError;
+use sync_core::compression::decode_body;
+use sync_core::domain::{
+    Activity, ActivitySource, ActivityType, DailyMetric, DeviceId, EntityKind, PlanAdjustment,
+    SettingKey, SettingValue, SettingsChange, WorkoutId,
+};
+use sync_core::error::ApiError;
+use sync_core::handlers::{Endpoint, plan_upload};
+use sync_core::http::{error_reply, into_response};
+use sync_core::limits;
+use sync_core::protocol::{
+    AcceptedItem, CheckRequest, CheckResponse, CompleteRequest, CompleteResponse, CompleteStatus,
+    ConflictItem, DeviceStatus, DownloadResponse, ErrorBody, ErrorDetail, ItemType, Network,
+    ProcessingError, SessionStatus, StatusResponse, UploadRequest, UploadResponse,
+};
+use sync_core::store::{EntityKey, Head, Loaded, SessionState, StoreError, StoredEntity};
+use sync_core::validation::{FieldError, FieldErrorCode, Validate, validate_item};
+use uuid::Uuid;
+
+static SPEC: LazyLock<Spec> = LazyLock::new(|| {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.yaml");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    Spec {
+        doc: serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}")),
+    }
+});
+
+// ------------------------------------------------------------------ routes
+
+/// The schemas of an endpoint's request body (if any) and 200 response.
+fn body_schemas(endpoint: Endpoint) -> (Option<&'static str>, &'static str) {
+    match endpoint {
+        Endpoint::Check => (Some("CheckRequest"), "CheckResponse"),
+        Endpoint::Upload => (Some("UploadRequest"), "UploadResponse"),
+        Endpoint::Download => (None, "DownloadResponse"),
+        Endpoint::Complete => (Some("CompleteRequest"), "CompleteResponse"),
+        Endpoint::Status => (None, "StatusResponse"),
+    }
+}
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+#[test]
+fn the_paths_and_methods_are_the_endpoints() {
+    let mut in_spec = BTreeSet::new();
+    for (path, item) in as_object(&SPEC.doc["paths"]) {
+        for method in as_object(item).keys() {
+            if METHODS.contains(&method.as_str()) {
+                in_spec.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    let in_code: BTreeSet<_> = Endpoint::ALL
+        .iter()
+        .map(|e| (e.method().to_string(), e.path().to_owned()))
+        .collect();
+    assert_eq!(in_spec, in_code);
+}
+
+#[test]
+fn every_operation_is_authenticated_and_answers_with_its_types() {
+    assert_eq!(SPEC.doc["security"], json!([{"bearerAuth": []}]));
+    for endpoint in Endpoint::ALL {
+        let method = endpoint.method().as_str().to_lowercase();
+        let op = &SPEC.doc["paths"][endpoint.path()][&method];
+        let name = format!("{method} {}", endpoint.path());
+        assert!(op.get("security").is_none(), "{name} overrides security");
+        let (request, ok_schema) = body_schemas(endpoint);
+        let body = &op["requestBody"];
+        match request {
+            Some(schema) => {
+                assert_eq!(body["required"], true, "{name}");
+                assert_eq!(schema_ref(&body["content"]["application/json"]), schema);
+            }
+            None => assert!(body.is_null(), "{name} has a request body"),
+        }
+        let responses = as_object(&op["responses"]);
+        for status in ["200", "401", "500", "503"] {
+            assert!(responses.contains_key(status), "{name} lacks {status}");
+        }
+        for (status, response) in responses {
+            let response = SPEC.resolve(response);
+            let json = &response["content"]["application/json"];
+            let expected = if status == "200" {
+                ok_schema
+            } else {
+                "ErrorBody"
+            };
+            assert_eq!(schema_ref(json), expected, "{name} {status}");
+            let headers = as_object(&response["headers"]);
+            for header in ["X-DynamoDB-Requests", "Content-Encoding"] {
+                assert!(headers.contains_key(header), "{name} {status}: {header}");
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ samples
+
+fn at(text: &str) -> DateTime<Utc> {
+    text.parse().expect("an RFC 3339 timestamp")
+}
+
+fn day(text: &str) -> NaiveDate {
+    text.parse().expect("a date")
+}
+
+fn activity() -> Activity {
+    Activity {
+        id: Uuid::from_u128(0xA1),
+        activity_type: ActivityType::Run,
+        started_at: at("2025-05-31T07:00:00Z"),
+        duration_s: 3600,
+        distance_m: Some(10_000.5),
+        avg_hr: Some(150),
+        rpe: Some(6),
+        notes: Some("easy".into()),
+        feeling: Some(4),
+        source: ActivitySource::Wearable,
+    }
+}
+
+fn daily_metric() -> DailyMetric {
+    DailyMetric {
+        date: day("2025-05-31"),
+        recovery_rating: Some(7),
+        sleep_hours: Some(7.5),
+        soreness: Some(3),
+        submitted_at: at("2025-05-31T06:30:00Z"),
+    }
+}
+
+fn settings_change() -> SettingsChange {
+    SettingsChange {
+        key: SettingKey::Units,
+        value: json!("metric"),
+        changed_at: at("2025-05-31T07:10:00Z"),
+    }
+}
+
+fn plan_adjustment(plan_version: Option<u64>) -> PlanAdjustment {
+    PlanAdjustment {
+        id: Uuid::from_u128(0xB1 + u128::from(plan_version.unwrap_or(0))),
+        workout_id: WorkoutId::parse("w-2025-06-02").expect("a valid id"),
+        new_date: day("2025-06-03"),
+        requested_at: at("2025-05-31T07:12:00Z"),
+        plan_version,
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).expect("serializable")
+}
+
+/// A stored entity as a download shows it: its data plus its `seq`.
+fn record<T: Serialize>(item: &T, seq: u64) -> Value {
+    let mut value = to_json(item);
+    value["seq"] = json!(seq);
+    value
+}
+
+fn upload_request() -> UploadRequest {
+    UploadRequest {
+        sync_id: Uuid::from_u128(1),
+        sync_request_id: Uuid::from_u128(2),
+        activities: vec![to_json(&activity())],
+        daily_metrics: vec![to_json(&daily_metric())],
+        settings_changes: vec![to_json(&settings_change())],
+        plan_adjustments: vec![to_json(&plan_adjustment(Some(23)))],
+    }
+}
+
+fn processing_error(id: Option<String>) -> ProcessingError {
+    ProcessingError {
+        item_type: ItemType::Activity,
+        id,
+        index: 3,
+        field: "duration_s".into(),
+        code: FieldErrorCode::OutOfRange,
+        message: "duration_s must be between 1 and 86400, got 0".into(),
+        retryable: false,
+    }
+}
+
+fn conflict_item() -> ConflictItem {
+    ConflictItem {
+        item_type: ItemType::Activity,
+        id: Uuid::from_u128(0xA1).to_string(),
+        resolution: "objective_fields_kept".into(),
+        message: "kept".into(),
+    }
+}
+
+fn accepted_item() -> AcceptedItem {
+    AcceptedItem {
+        item_type: ItemType::SettingsChange,
+        id: "units".into(),
+    }
+}
+
+fn download_response(full: bool) -> DownloadResponse {
+    let some = |v: Value| full.then_some(v);
+    let settings = [
+        ("goal_race_date", json!("2025-10-12")),
+        ("available_training_days", json!(["mon", "wed"])),
+        ("units", json!("metric")),
+        ("timezone", json!("Europe/Berlin")),
+        ("notifications_enabled", json!(true)),
+    ];
+    DownloadResponse {
+        training_plan: some(json!({"plan_version": 23, "workouts": [], "seq": 9})),
+        calculated_metrics: some(json!({"acwr": 1.1, "seq": 10})),
+        alerts: vec![json!({"id": "a1", "kind": "overtraining", "seq": 11})],
+        activities: vec![record(&activity(), 3)],
+        daily_metrics: vec![record(&daily_metric(), 4)],
+        plan_adjustments: vec![{
+            let mut adjustment = record(&plan_adjustment(Some(23)), 5);
+            adjustment["status"] = json!("pending");
+            adjustment
+        }],
+        settings: settings
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+        server_timestamp: at("2025-06-01T12:00:00Z"),
+        next_cursor: "bDo1".into(),
+        has_more: full,
+    }
+}
+
+fn device_status(full: bool) -> DeviceStatus {
+    DeviceStatus {
+        device_id: "phone".into(),
+        first_seen_at: at("2025-05-01T08:00:00Z"),
+        last_seen_at: at("2025-06-01T12:00:00Z"),
+        last_sync_at: full.then(|| at("2025-06-01T12:00:00Z")),
+        last_cursor: full.then(|| "bDo1".into()),
+        acknowledged_cursor: full.then(|| "bDo0".into()),
+        pending_downloads: 1,
+    }
+}
+
+fn session_status(full: bool) -> SessionStatus {
+    SessionStatus {
+        sync_id: Uuid::from_u128(1),
+        device_id: "phone".into(),
+        opened_at: at("2025-06-01T12:00:00Z"),
+        status: if full { "failed" } else { "open" }.into(),
+        completed_at: full.then(|| at("2025-06-01T12:00:05Z")),
+        error: full.then(|| "timeout".into()),
+        uploads: 2,
+    }
+}
+
+fn error_detail(full: bool) -> ErrorDetail {
+    ErrorDetail {
+        code: "unknown_sync_id".into(),
+        message: "no open sync session".into(),
+        field: full.then(|| "sync_id".into()),
+    }
+}
+
+// ------------------------------------------------------------------ responses
+
+/// A response type against its schema. `full` has every `Option` set, `empty`
+/// none: both must validate; the schema's properties are the keys of `full`,
+/// its `required` the keys always present (those of `empty`), and exactly the
+/// keys `empty` has as null may be null.
+fn assert_response_schema<T: Serialize>(name: &str, full: &T, empty: &T) {
+    let schema = SPEC.schema(name);
+    let (full, empty) = (to_json(full), to_json(empty));
+    for sample in [&full, &empty] {
+        if let Err(e) = SPEC.check(sample, schema) {
+            panic!("{name}: {sample} does not fit the spec: {e}");
+        }
+    }
+    assert_eq!(SPEC.property_names(name), keys(&full), "{name}: properties");
+    assert_eq!(SPEC.required(name), keys(&empty), "{name}: required");
+    let nullable: BTreeSet<String> = as_object(&schema["properties"])
+        .iter()
+        .filter(|(_, property)| SPEC.accepts_null(property))
+        .map(|(key, _)| key.clone())
+        .collect();
+    let null: BTreeSet<String> = as_object(&empty)
+        .iter()
+        .filter(|(_, value)| value.is_null())
+        .map(|(key, _)| key.clone())
+        .collect();
+    assert_eq!(nullable, null, "{name}: nullable properties");
+}
+
+#[test]
+fn response_schemas_match_the_response_types() {
+    let now = at("2025-06-01T12:00:00Z");
+    let check = CheckResponse {
+        sync_id: Uuid::from_u128(1),
+        has_updates: true,
+        server_changes_available: vec!["plan_v23".into(), "metrics_updated".into()],
+        accepts_client_changes: true,
+        server_timestamp: now,
+        cursor: "bDo0".into(),
+    };
+    assert_response_schema(
+        "CheckResponse",
+        &check,
+        &CheckResponse {
+            server_changes_available: vec![],
+            ..check.clone()
+        },
+    );
+    let upload = UploadResponse {
+        accepted: vec![accepted_item()],
+        conflicts: vec![conflict_item()],
+        processing_errors: vec![processing_error(Some("x".into()))],
+        server_timestamp: now,
+    };
+    let empty_upload = UploadResponse {
+        accepted: vec![],
+        conflicts: vec![],
+        processing_errors: vec![processing_error(None)],
+        server_timestamp: now,
+    };
+    assert_response_schema("UploadResponse", &upload, &empty_upload);
+    assert_response_schema("AcceptedItem", &accepted_item(), &accepted_item());
+    assert_response_schema("ConflictItem", &conflict_item(), &conflict_item());
+    assert_response_schema(
+        "ProcessingError",
+        &processing_error(Some(Uuid::from_u128(0xA1).to_string())),
+        &processing_error(None),
+    );
+    assert_response_schema(
+        "DownloadResponse",
+        &download_response(true),
+        &DownloadResponse {
+            alerts: vec![],
+            activities: vec![],
+            daily_metrics: vec![],
+            plan_adjustments: vec![],
+            settings: BTreeMap::new(),
+            ..download_response(false)
+        },
+    );
+    let complete = CompleteResponse {
+        sync_id: Uuid::from_u128(1),
+        status: CompleteStatus::Failed,
+        server_timestamp: now,
+    };
+    assert_response_schema("CompleteResponse", &complete, &complete);
+    assert_response_schema("DeviceStatus", &device_status(true), &device_status(false));
+    assert_response_schema(
+        "SessionStatus",
+        &session_status(true),
+        &session_status(false),
+    );
+    let status = |full: bool| StatusResponse {
+        user_id: "user-1".into(),
+        head_cursor: "bDo1".into(),
+        head_seq: 5,
+        devices: vec![device_status(full)],
+        recent_sessions: vec![session_status(full)],
+        open_sessions: u32::from(!full),
+        server_timestamp: now,
+    };
+    assert_response_schema("StatusResponse", &status(true), &status(false));
+    let error = |full: bool| ErrorBody {
+        error: error_detail(full),
+        server_timestamp: now,
+    };
+    assert_response_schema("ErrorBody", &error(true), &error(false));
+    assert_response_schema("ErrorDetail", &error_detail(true), &error_detail(false));
+}
+
+// ------------------------------------------------------------------ requests and items
+
+/// A request or item type against its schema: a fully populated sample
+/// validates and has exactly the schema's properties; `required` is exactly
+/// the set of fields serde cannot do without; every field the spec lets be
+/// null deserializes from null; serde and spec agree on unknown fields.
+fn assert_request_schema<T: Serialize + DeserializeOwned>(name: &str, full: &T) {
+    let schema = SPEC.schema(name);
+    let full = to_json(full);
+    if let Err(e) = SPEC.check(&full, schema) {
+        panic!("{name}: {full} does not fit the spec: {e}");
+    }
+    assert_eq!(SPEC.property_names(name), keys(&full), "{name}: properties");
+
+    let without = |key: &str| {
+        let mut value = full.clone();
+        as_object_mut(&mut value).remove(key);
+        value
+    };
+    let serde_requires: BTreeSet<String> = keys(&full)
+        .into_iter()
+        .filter(|key| serde_json::from_value::<T>(without(key)).is_err())
+        .collect();
+    assert_eq!(SPEC.required(name), serde_requires, "{name}: required");
+
+    let mut minimal = full.clone();
+    as_object_mut(&mut minimal).retain(|key, _| serde_requires.contains(key));
+    assert!(
+        serde_json::from_value::<T>(minimal.clone()).is_ok(),
+        "{name}"
+    );
+    SPEC.check(&minimal, schema)
+        .unwrap_or_else(|e| panic!("{name}: {minimal}: {e}"));
+
+    for (key, property) in as_object(&schema["properties"]) {
+        if SPEC.accepts_null(property) {
+            let mut value = full.clone();
+            value[key] = Value::Null;
+            assert!(
+                serde_json::from_value::<T>(value).is_ok(),
+                "{name}.{key}: the spec allows null, serde refuses it"
+            );
+        }
+    }
+
+    let mut extra = full.clone();
+    extra["an_unknown_field"] = json!(1);
+    assert_eq!(
+        schema["additionalProperties"] == false,
+        serde_json::from_value::<T>(extra).is_err(),
+        "{name}: serde and spec disagree on unknown fields"
+    );
+}
+
+#[test]
+fn request_schemas_match_the_request_types() {
+    assert_request_schema(
+        "CheckRequest",
+        &CheckRequest {
+            user_id: "user-1".into(),
+            device_id: Some("phone".into()),
+            last_sync_timestamp: Some(at("2025-05-31T07:00:00Z")),
+            cursor: Some("bDo0".into()),
+            pending_changes_count: 3,
+            network: Some(Network::Cellular),
+        },
+    );
+    assert_request_schema("UploadRequest", &upload_request());
+    assert_request_schema(
+        "CompleteRequest",
+        &CompleteRequest {
+            sync_id: Uuid::from_u128(1),
+            status: CompleteStatus::Failed,
+            sync_request_id: Some(Uuid::from_u128(3)),
+            error: Some("timeout".into()),
+            cursor: Some("bDo0".into()),
+        },
+    );
+}
+
+#[test]
+fn item_schemas_match_the_item_types() {
+    assert_request_schema("Activity", &activity());
+    assert_request_schema("DailyMetric", &daily_metric());
+    assert_request_schema("SettingsChange", &settings_change());
+    assert_request_schema("PlanAdjustment", &plan_adjustment(Some(23)));
+}
+
+/// Every bound the spec gives an item's field is the server's: the values at
+/// the bound pass validation and the ones just past it fail on that field.
+fn assert_bounds<T: DeserializeOwned + Validate + std::fmt::Debug>(name: &str, sample: Value) {
+    let now = Utc::now();
+    let try_with = |key: &str, value: Value| {
+        let mut item = sample.clone();
+        item[key] = value;
+        validate_item::<T>(item, now)
+    };
+    assert!(validate_item::<T>(sample.clone(), now).is_ok(), "{name}");
+    for (key, property) in as_object(&SPEC.schema(name)["properties"]) {
+        let property = SPEC.resolve(property);
+        let integer = property["type"] == "integer";
+        let step = if integer { 1.0 } else { 0.5 };
+        let number = |x: f64| if integer { json!(x as i64) } else { json!(x) };
+        for (bound, past) in [("minimum", -step), ("maximum", step)] {
+            if let Some(limit) = property[bound].as_f64() {
+                assert!(
+                    try_with(key, number(limit)).is_ok(),
+                    "{name}.{key} = {limit} (the {bound}) is refused"
+                );
+                match try_with(key, number(limit + past)) {
+                    Err(FieldError { field, code, .. }) => assert_eq!(
+                        (field.as_str(), code),
+                        (key.as_str(), FieldErrorCode::OutOfRange),
+                        "{name}.{key} past the {bound}"
+                    ),
+                    Ok(_) => panic!("{name}.{key} = {} is accepted", limit + past),
+                }
+            }
+        }
+        for (bound, past) in [("minLength", -1), ("maxLength", 1)] {
+            if let Some(limit) = property[bound].as_i64() {
+                let text = |n: i64| json!("a".repeat(n.max(0) as usize));
+                assert!(try_with(key, text(limit)).is_ok(), "{name}.{key}: {bound}");
+                if limit + past >= 0 {
+                    let error = try_with(key, text(limit + past)).expect_err("refused");
+                    assert_eq!(error.field, *key, "{name}.{key} past the {bound}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn item_bounds_are_the_validation_rules() {
+    assert_bounds::<Activity>("Activity", to_json(&activity()));
+    assert_bounds::<DailyMetric>("DailyMetric", to_json(&daily_metric()));
+    assert_bounds::<PlanAdjustment>("PlanAdjustment", to_json(&plan_adjustment(Some(23))));
+}
+
+#[test]
+fn setting_values_have_the_documented_shapes() {
+    let settings = SPEC.schema("Settings");
+    let day_names = SPEC
+        .doc
+        .pointer("/components/schemas/Settings/properties/available_training_days/items/enum")
+        .expect("weekdays")
+        .clone();
+    let units = settings["properties"]["units"]["enum"].clone();
+    let mut valid: Vec<(SettingKey, Value)> = vec![
+        (SettingKey::GoalRaceDate, json!("2025-10-12")),
+        (SettingKey::GoalRaceDate, Value::Null),
+        (SettingKey::AvailableTrainingDays, day_names),
+        (SettingKey::AvailableTrainingDays, json!([])),
+        (
+            SettingKey::Timezone,
+            json!("America/Argentina/Buenos_Aires"),
+        ),
+        (SettingKey::NotificationsEnabled, json!(false)),
+    ];
+    for unit in as_array(&units) {
+        valid.push((SettingKey::Units, unit.clone()));
+    }
+    let invalid = [
+        (SettingKey::GoalRaceDate, json!("2025-13-01")),
+        (SettingKey::GoalRaceDate, json!(20251012)),
+        (SettingKey::AvailableTrainingDays, json!(["mon", "mon"])),
+        (SettingKey::AvailableTrainingDays, json!(["monday"])),
+        (SettingKey::AvailableTrainingDays, json!("mon")),
+        (SettingKey::Units, json!("furlongs")),
+        (SettingKey::Timezone, json!("")),
+        (SettingKey::Timezone, json!("x".repeat(65))),
+        (SettingKey::NotificationsEnabled, json!("yes")),
+    ];
+    let server_accepts = |key: SettingKey, value: &Value| {
+        let change = json!({"key": key, "value": value, "changed_at": "2025-05-31T07:00:00Z"});
+        validate_item::<SettingsChange>(change, Utc::now()).is_ok()
+    };
+    for (key, value) in &valid {
+        let property = &settings["properties"][key.as_str()];
+        assert!(server_accepts(*key, value), "{key:?} = {value}");
+        assert!(SPEC.check(value, property).is_ok(), "{key:?} = {value}");
+    }
+    for (key, value) in &invalid {
+        let property = &settings["properties"][key.as_str()];
+        assert!(!server_accepts(*key, value), "{key:?} = {value}");
+        assert!(SPEC.check(value, property).is_err(), "{key:?} = {value}");
+    }
+    let keys: BTreeSet<String> = all_setting_keys()
+        .iter()
+        .map(|k| k.as_str().to_owned())
+        .collect();
+    assert_eq!(SPEC.property_names("Settings"), keys);
+}
+
+// ------------------------------------------------------------------ what uploads store
+
+/// Loads `entities` as the stored state an upload is resolved against.
+fn loaded(plan_version: Option<u64>, entities: Vec<(EntityKind, &str, Value)>) -> Loaded {
+    let mut loaded = Loaded {
+        head: Head {
+            seq: 1,
+            plan_version,
+            ..Head::default()
+        },
+        ..Loaded::default()
+    };
+    for (kind, id, data) in entities {
+        let key = EntityKey::new(kind, id);
+        loaded.entities.insert(
+            key.clone(),
+            StoredEntity {
+                key,
+                seq: 1,
+                updated_at: at("2025-06-01T11:00:00Z"),
+                data,
+            },
+        );
+    }
+    loaded
+}
+
+#[test]
+fn downloaded_entities_are_stored_items_plus_seq() {
+    for (record, item, extra) in [
+        ("ActivityRecord", "Activity", vec!["seq"]),
+        ("DailyMetricRecord", "DailyMetric", vec!["seq"]),
+        (
+            "PlanAdjustmentRecord",
+            "PlanAdjustment",
+            vec!["seq", "status"],
+        ),
+    ] {
+        let with = |mut set: BTreeSet<String>| {
+            set.extend(extra.iter().map(|s| s.to_string()));
+            set
+        };
+        assert_eq!(
+            SPEC.property_names(record),
+            with(SPEC.property_names(item)),
+            "{record}: properties"
+        );
+        assert_eq!(
+            SPEC.required(record),
+            with(SPEC.required(item)),
+            "{record}: required"
+        );
+        // Shared fields have the same constraints (descriptions and the
+        // request side's `nullable` aside: stored records omit absent fields).
+        for (key, property) in as_object(&SPEC.schema(item)["properties"]) {
+            let strip = |p: &Value| {
+                let mut p = p.clone();
+                if let Some(map) = p.as_object_mut() {
+                    map.retain(|k, _| {
+                        !["description", "nullable", "pattern"].contains(&k.as_str())
+                    });
+                }
+                p
+            };
+            let in_record = &SPEC.schema(record)["properties"][key];
+            assert_eq!(strip(in_record), strip(property), "{record}.{key}");
+        }
+    }
+
+    // Resolve real uploads (full and minimal items, one reschedule against
+    // the current plan, one against an older one) and check what gets stored.
+    let minimal = |value: Value, name: &str| {
+        let mut value = value;
+        let required = SPEC.required(name);
+        as_object_mut(&mut value).retain(|k, _| required.contains(k));
+        value
+    };
+    let request = UploadRequest {
+        activities: vec![
+            to_json(&activity()),
+            minimal(
+                to_json(&Activity {
+                    id: Uuid::from_u128(0xA2),
+                    ..activity()
+                }),
+                "Activity",
+            ),
+        ],
+        daily_metrics: vec![
+            to_json(&daily_metric()),
+            minimal(
+                to_json(&DailyMetric {
+                    date: day("2025-05-30"),
+                    ..daily_metric()
+                }),
+                "DailyMetric",
+            ),
+        ],
+        settings_changes: all_setting_keys()
+            .into_iter()
+            .zip([
+                json!(null),
+                json!(["sun"]),
+                json!("imperial"),
+                json!("UTC"),
+                json!(true),
+            ])
+            .map(|(key, value)| {
+                to_json(&SettingsChange {
+                    key,
+                    value,
+                    ..settings_change()
+                })
+            })
+            .collect(),
+        plan_adjustments: vec![
+            to_json(&plan_adjustment(Some(23))),
+            to_json(&plan_adjustment(Some(22))),
+            minimal(to_json(&plan_adjustment(None)), "PlanAdjustment"),
+        ],
+        ..upload_request()
+    };
+    let plan = plan_upload(&request, Utc::now());
+    assert_eq!(plan.errors, vec![], "the samples are valid items");
+    let device = DeviceId::parse("phone").expect("a valid id");
+    let resolution = plan.resolve(&loaded(Some(23), vec![]), Utc::now(), &device);
+    assert_eq!(resolution.writes.len(), request.item_count());
+    let mut statuses = BTreeSet::new();
+    let mut settings = serde_json::Map::new();
+    for (seq, write) in (1..).zip(&resolution.writes) {
+        let mut data = write.data.clone();
+        let schema = match write.key.kind {
+            EntityKind::Activity => "ActivityRecord",
+            EntityKind::DailyMetric => "DailyMetricRecord",
+            EntityKind::PlanAdjustment => {
+                statuses.insert(data["status"].as_str().expect("a status").to_owned());
+                "PlanAdjustmentRecord"
+            }
+            EntityKind::Setting => {
+                let stored: SettingValue = serde_json::from_value(data).expect("a setting");
+                settings.insert(stored.key.as_str().into(), stored.value);
+                continue;
+            }
+            other => panic!("uploads never write {other:?}"),
+        };
+        data["seq"] = json!(seq);
+        SPEC.check(&data, SPEC.schema(schema))
+            .unwrap_or_else(|e| panic!("{schema}: {data}: {e}"));
+    }
+    SPEC.check(&Value::Object(settings), SPEC.schema("Settings"))
+        .expect("downloaded settings fit Settings");
+    assert_eq!(
+        statuses,
+        SPEC.known_values("/components/schemas/PlanAdjustmentRecord/properties/status"),
+        "plan adjustment statuses"
+    );
+}
+
+#[test]
+fn every_item_lands_in_exactly_one_list_and_conflict_rules_are_documented() {
+    let now = Utc::now();
+    let device = DeviceId::parse("phone").expect("a valid id");
+    let stored_adjustment = {
+        let mut value = to_json(&PlanAdjustment {
+            new_date: day("2025-06-04"),
+            ..plan_adjustment(Some(23))
+        });
+        value["status"] = json!("pending");
+        value
+    };
+    let stored_setting = SettingValue {
+        key: SettingKey::Units,
+        value: json!("metric"),
+        changed_at: at("2025-05-31T07:00:00Z"),
+        received_at: now,
+        device_id: "zz-tablet".into(),
+    };
+    let stored = loaded(
+        Some(23),
+        vec![
+            (
+                EntityKind::Activity,
+                &activity().id.to_string(),
+                to_json(&activity()),
+            ),
+            (
+                EntityKind::DailyMetric,
+                "2025-05-31",
+                to_json(&DailyMetric {
+                    submitted_at: at("2025-05-31T20:00:00Z"),
+                    ..daily_metric()
+                }),
+            ),
+            (EntityKind::Setting, "units", to_json(&stored_setting)),
+            (
+                EntityKind::PlanAdjustment,
+                &plan_adjustment(Some(23)).id.to_string(),
+                stored_adjustment,
+            ),
+        ],
+    );
+    let mut bad_activity = to_json(&activity());
+    bad_activity["duration_s"] = json!(0);
+    let request = UploadRequest {
+        activities: vec![
+            to_json(&Activity {
+                duration_s: 1800,
+                ..activity()
+            }),
+            bad_activity,
+            json!("not an object"),
+        ],
+        daily_metrics: vec![to_json(&DailyMetric {
+            sleep_hours: Some(9.0),
+            ..daily_metric()
+        })],
+        settings_changes: vec![
+            to_json(&SettingsChange {
+                value: json!("imperial"),
+                ..settings_change()
+            }),
+            json!({"key": "colour", "value": "red", "changed_at": "2025-05-31T07:00:00Z"}),
+        ],
+        plan_adjustments: vec![
+            to_json(&plan_adjustment(Some(23))),
+            to_json(&plan_adjustment(Some(22))),
+            to_json(&plan_adjustment(None)),
+        ],
+        ..upload_request()
+    };
+    let plan = plan_upload(&request, now);
+    let resolution = plan.resolve(&stored, now, &device);
+    let response = UploadResponse {
+        accepted: resolution.accepted,
+        conflicts: resolution.conflicts,
+        processing_errors: plan.errors.clone(),
+        server_timestamp: now,
+    };
+    assert_eq!(
+        response.accepted.len() + response.conflicts.len() + response.processing_errors.len(),
+        request.item_count(),
+        "{response:?}"
+    );
+    SPEC.check(&to_json(&response), SPEC.schema("UploadResponse"))
+        .expect("the response fits UploadResponse");
+    let resolutions: BTreeSet<String> = response
+        .conflicts
+        .iter()
+        .map(|c| c.resolution.clone())
+        .collect();
+    let pointer = "/components/schemas/ConflictItem/properties/resolution";
+    assert_eq!(
+        resolutions,
+        SPEC.known_values(pointer),
+        "conflict resolutions"
+    );
+    SPEC.assert_described(pointer, &resolutions);
+}
+
+// ------------------------------------------------------------------ enums
+
+/// Every variant of an enum; adding a variant breaks the build here, so the
+/// lists cannot fall behind the code.
+macro_rules! variants {
+    ($ty:ident: $($variant:ident),+ $(,)?) => {{
+        let _exhaustive = |value: $ty| match value {
+            $($ty::$variant)|+ => (),
+        };
+        vec![$($ty::$variant),+]
+    }};
+}
+
+fn all_setting_keys() -> Vec<SettingKey> {
+    variants!(SettingKey: GoalRaceDate, AvailableTrainingDays, Units, Timezone, NotificationsEnabled)
+}
+
+fn assert_enum<T: Serialize>(name: &str, variants: &[T]) {
+    let from_serde: BTreeSet<String> = variants.iter().map(to_json).map(string).collect();
+    let in_spec: BTreeSet<String> = as_array(&SPEC.schema(name)["enum"])
+        .iter()
+        .cloned()
+        .map(string)
+        .collect();
+    assert_eq!(in_spec, from_serde, "{name}");
+    assert_eq!(
+        from_serde.len(),
+        variants.len(),
+        "{name}: duplicate spellings"
+    );
+}
+
+#[test]
+fn enums_are_spelled_as_serde_spells_them() {
+    assert_enum(
+        "ActivityType",
+        &variants!(ActivityType: Run, Ride, Swim, Walk, Strength, Other),
+    );
+    assert_enum(
+        "ActivitySource",
+        &variants!(ActivitySource: Manual, Wearable),
+    );
+    assert_enum("SettingKey", &all_setting_keys());
+    assert_enum("Network", &variants!(Network: Wifi, Cellular, Unknown));
+    assert_enum(
+        "CompleteStatus",
+        &variants!(CompleteStatus: Success, Failed),
+    );
+    assert_enum(
+        "ItemType",
+        &variants!(ItemType: Activity, DailyMetric, SettingsChange, PlanAdjustment),
+    );
+    assert_enum("FieldErrorCode", &all_field_error_codes());
+    for code in all_field_error_codes() {
+        assert_eq!(to_json(&code), json!(code.as_str()), "{code:?}");
+    }
+
+    let states: BTreeSet<String> = variants!(SessionState: Open, Success, Failed)
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    let in_spec = &SPEC.schema("SessionStatus")["properties"]["status"]["enum"];
+    let in_spec: BTreeSet<String> = as_array(in_spec).iter().cloned().map(string).collect();
+    assert_eq!(in_spec, states);
+
+    let network = as_array(&SPEC.doc["paths"]["/sync/download"]["get"]["parameters"])
+        .iter()
+        .find(|p| p["name"] == "network")
+        .expect("a network parameter");
+    assert_eq!(schema_ref(network), "Network");
+}
+
+fn all_field_error_codes() -> Vec<FieldErrorCode> {
+    variants!(FieldErrorCode: MissingField, UnknownField, InvalidType, InvalidValue, InvalidFormat, OutOfRange, TooLong)
+}
+
+#[test]
+fn change_labels_are_documented() {
+    let labels: BTreeSet<String> = EntityKind::ALL
+        .into_iter()
+        .map(|kind| match kind {
+            EntityKind::TrainingPlan => {
+                assert_eq!(kind.update_label(Some(23)), "plan_v23");
+                "plan_v<N>".to_owned()
+            }
+            _ => kind.update_label(Some(23)),
+        })
+        .collect();
+    let pointer = "/components/schemas/CheckResponse/properties/server_changes_available";
+    assert_eq!(labels, SPEC.known_values(pointer));
+    SPEC.assert_described(pointer, &labels);
+}
+
+// ------------------------------------------------------------------ errors, headers, limits
+
+#[test]
+fn error_responses_are_what_error_reply_sends() {
+    let store = |e: StoreError| ApiError::from(e);
+    let mut cases: Vec<(ApiError, Option<&str>)> = all_field_error_codes()
+        .into_iter()
+        .map(|code| {
+            let error = ApiError::BadRequest(FieldError::new("sync_id", code, "bad"));
+            (error, Some("BadRequest"))
+        })
+        .collect();
+    cases.extend([
+        (ApiError::from(AuthError::Missing), Some("Unauthorized")),
+        (ApiError::from(AuthError::NotBearer), Some("Unauthorized")),
+        (
+            ApiError::from(AuthError::Invalid("x".into())),
+            Some("Unauthorized"),
+        ),
+        (ApiError::from(AuthError::Expired), Some("Unauthorized")),
+        (
+            ApiError::from(AuthError::KeysUnavailable("x".into())),
+            Some("ServiceUnavailable"),
+        ),
+        (
+            ApiError::Forbidden {
+                field: "user_id",
+                message: "x".into(),
+            },
+            Some("Forbidden"),
+        ),
+        (ApiError::unknown_session(), Some("NotFound")),
+        (
+            ApiError::NoRoute {
+                method: "GET".into(),
+                path: "/x".into(),
+                wrong_method: false,
+            },
+            None,
+        ),
+        (
+            ApiError::NoRoute {
+                method: "GET".into(),
+                path: "/sync/check".into(),
+                wrong_method: true,
+            },
+            None,
+        ),
+        // The handlers' own codes; the integration tests pin them on real requests.
+        (
+            ApiError::Conflict {
+                code: "request_in_progress",
+                message: "x".into(),
+            },
+            Some("Conflict"),
+        ),
+        (
+            ApiError::Conflict {
+                code: "sync_session_closed",
+                message: "x".into(),
+            },
+            Some("Conflict"),
+        ),
+        (
+            ApiError::PayloadTooLarge {
+                code: "body_too_large",
+                message: "x".into(),
+                field: None,
+            },
+            Some("PayloadTooLarge"),
+        ),
+        (
+            ApiError::PayloadTooLarge {
+                code: "batch_too_large",
+                message: "x".into(),
+                field: None,
+            },
+            Some("PayloadTooLarge"),
+        ),
+        (
+            ApiError::UnsupportedMediaType("x".into()),
+            Some("UnsupportedMediaType"),
+        ),
+        (
+            ApiError::Unprocessable {
+                code: "idempotency_key_reused",
+                message: "x".into(),
+                field: Some("sync_request_id"),
+            },
+            Some("Unprocessable"),
+        ),
+        (
+            store(StoreError::Unavailable("x".into())),
+            Some("ServiceUnavailable"),
+        ),
+        (store(StoreError::Contention), Some("ServiceUnavailable")),
+        (store(StoreError::Other("x".into())), Some("InternalError")),
+    ]);
+    let known = SPEC.known_values("/components/schemas/ErrorDetail/properties/code");
+    let mut seen = BTreeSet::new();
+    for (error, component) in cases {
+        let reply = error_reply(&error, Utc::now());
+        let body: Value = serde_json::from_str(&reply.body).expect("JSON");
+        SPEC.check(&body, SPEC.schema("ErrorBody"))
+            .unwrap_or_else(|e| panic!("{body}: {e}"));
+        serde_json::from_value::<ErrorBody>(body.clone()).expect("an ErrorBody");
+        let code = body["error"]["code"].as_str().expect("a code").to_owned();
+        assert!(
+            known.contains(&code),
+            "{code} is not a known ErrorDetail.code"
+        );
+        seen.insert(code.clone());
+        let Some(component) = component else { continue };
+        let pointer = format!("/components/responses/{component}");
+        SPEC.assert_described(&pointer, &BTreeSet::from([code.clone()]));
+        let declared: BTreeSet<String> = as_object(&SPEC.pointer(&pointer)["headers"])
+            .keys()
+            .map(|h| h.to_lowercase())
+            .filter(|h| h != "x-dynamodb-requests" && h != "content-encoding")
+            .collect();
+        let sent: BTreeSet<String> = reply.headers.iter().map(|(h, _)| h.to_string()).collect();
+        assert_eq!(declared, sent, "{code}: headers");
+        // Every operation lists the component under the status it is sent with.
+        for item in as_object(&SPEC.doc["paths"]).values() {
+            for op in as_object(item).values() {
+                for (status, response) in as_object(&op["responses"]) {
+                    if response["$ref"] == format!("#{pointer}") {
+                        assert_eq!(status, reply.status.as_str(), "{component}");
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(seen, known, "ErrorDetail.code lists exactly the codes sent");
+}
+
+#[test]
+fn every_response_has_the_documented_headers() {
+    let reply = error_reply(&ApiError::unknown_session(), Utc::now());
+    let small = into_response(reply.clone(), true, 3);
+    assert_eq!(small.headers()["x-dynamodb-requests"], "3");
+    assert_eq!(small.headers()["content-type"], "application/json");
+    assert_eq!(small.headers()["cache-control"], "no-store");
+    assert!(small.headers().get("content-encoding").is_none());
+    let mut large = reply;
+    large.body = serde_json::to_string(&json!({"padding": "x".repeat(512)})).expect("JSON");
+    let large = into_response(large, true, 0);
+    assert_eq!(large.headers()["content-encoding"], "gzip");
+    assert!(matches!(large.body(), Body::Binary(_)));
+
+    let encodings = &SPEC.doc["components"]["parameters"]["ContentEncoding"]["schema"]["enum"];
+    for encoding in as_array(encodings) {
+        let encoding = encoding.as_str().expect("a string");
+        let body = if encoding.contains("gzip") {
+            sync_core::compression::gzip(b"{}")
+        } else {
+            b"{}".to_vec()
+        };
+        assert_eq!(
+            decode_body(&body, Some(encoding), 100).as_deref(),
+            Ok(&b"{}"[..])
+        );
+    }
+    assert!(decode_body(b"{}", Some("br"), 100).is_err());
+}
+
+#[test]
+fn limits_are_the_code_limits() {
+    let x = &SPEC.doc["info"]["x-limits"];
+    let expected = json!({
+        "max_body_bytes": limits::MAX_BODY_BYTES,
+        "max_batch_items": limits::MAX_BATCH_ITEMS,
+        "default_download_limit": limits::DEFAULT_DOWNLOAD_LIMIT,
+        "max_download_limit": limits::MAX_DOWNLOAD_LIMIT,
+        "max_notes_chars": limits::MAX_NOTES_CHARS,
+        "max_id_chars": limits::MAX_ID_CHARS,
+        "session_ttl_seconds": limits::SESSION_TTL_SECS,
+        "idempotency_ttl_seconds": limits::IDEMPOTENCY_TTL_SECS,
+        "idempotency_in_progress_seconds": limits::IDEMPOTENCY_IN_PROGRESS_SECS,
+        "max_client_clock_skew_seconds": limits::MAX_CLIENT_CLOCK_SKEW_SECS,
+        "status_recent_sessions": limits::STATUS_RECENT_SESSIONS,
+    });
+    assert_eq!(*x, expected);
+
+    // The prose quotes the same numbers.
+    let text = SPEC.doc["info"]["description"]
+        .as_str()
+        .expect("a description");
+    for phrase in [
+        format!("{} items", limits::MAX_BATCH_ITEMS),
+        format!("{} KiB", limits::MAX_BODY_BYTES / 1024),
+        format!("{} hours", limits::SESSION_TTL_SECS / 3600),
+        format!("{} days", limits::IDEMPOTENCY_TTL_SECS / (24 * 3600)),
+        format!("{} seconds", limits::IDEMPOTENCY_IN_PROGRESS_SECS),
+    ] {
+        assert!(
+            text.contains(&phrase),
+            "info.description does not say {phrase:?}"
+        );
+    }
+
+    let limit = as_array(&SPEC.doc["paths"]["/sync/download"]["get"]["parameters"])
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .expect("a limit parameter");
+    assert_eq!(
+        limit["schema"],
+        json!({"type": "integer", "minimum": 1, "maximum": limits::MAX_DOWNLOAD_LIMIT,
+               "default": limits::DEFAULT_DOWNLOAD_LIMIT})
+    );
+    for list in [
+        "activities",
+        "daily_metrics",
+        "settings_changes",
+        "plan_adjustments",
+    ] {
+        let max = &SPEC.schema("UploadRequest")["properties"][list]["maxItems"];
+        assert_eq!(*max, json!(limits::MAX_BATCH_ITEMS), "{list}");
+    }
+    for (schema, field, max) in [
+        ("Activity", "notes", limits::MAX_NOTES_CHARS),
+        ("CompleteRequest", "error", limits::MAX_NOTES_CHARS),
+        ("PlanAdjustment", "workout_id", limits::MAX_ID_CHARS),
+    ] {
+        let found = &SPEC.schema(schema)["properties"][field]["maxLength"];
+        assert_eq!(*found, json!(max), "{schema}.{field}");
+    }
+}
+
+// ------------------------------------------------------------------ examples
+
+/// Deserializes an example into the Rust type its schema describes.
+fn parses_as(schema: &str, example: &Value) -> Result<(), String> {
+    fn parse<T: DeserializeOwned>(v: &Value) -> Result<(), String> {
+        serde_json::from_value::<T>(v.clone())
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+    match schema {
+        "CheckRequest" => parse::<CheckRequest>(example),
+        "UploadRequest" => {
+            let request: UploadRequest =
+                serde_json::from_value(example.clone()).map_err(|e| e.to_string())?;
+            let plan = plan_upload(&request, Utc::now());
+            match plan.errors.as_slice() {
+                [] => Ok(()),
+                errors => Err(format!("invalid items: {errors:?}")),
+            }
+        }
+        "CompleteRequest" => parse::<CompleteRequest>(example),
+        "CheckResponse" => parse::<CheckResponse>(example),
+        "UploadResponse" => parse::<UploadResponse>(example),
+        "DownloadResponse" => parse::<DownloadResponse>(example),
+        "CompleteResponse" => parse::<CompleteResponse>(example),
+        "StatusResponse" => parse::<StatusResponse>(example),
+        "ErrorBody" => parse::<ErrorBody>(example),
+        _ => Ok(()),
+    }
+}
+
+#[test]
+fn examples_fit_their_schemas_and_types() {
+    fn walk(node: &Value, at: &str, found: &mut usize) {
+        if let (Some(example), Some(schema)) = (node.get("example"), node.get("schema")) {
+            *found += 1;
+            SPEC.check(example, schema)
+                .unwrap_or_else(|e| panic!("the example at {at}: {e}"));
+            if let Some(name) = schema["$ref"].as_str() {
+                let name = name.rsplit('/').next().unwrap_or(name);
+                parses_as(name, example)
+                    .unwrap_or_else(|e| panic!("the example at {at} is no {name}: {e}"));
+            }
+        }
+        match node {
+            Value::Object(map) => map
+                .iter()
+                .for_each(|(k, v)| walk(v, &format!("{at}/{k}"), found)),
+            Value::Array(list) => list
+                .iter()
+                .enumerate()
+                .for_each(|(i, v)| walk(v, &format!("{at}/{i}"), found)),
+            _ => {}
+        }
+    }
+    let mut found = 0;
+    walk(&SPEC.doc, "", &mut found);
+    assert!(found >= 18, "only {found} examples found");
+}
+
+// ------------------------------------------------------------------ the checker
+
+/// The parsed spec and a small schema checker for it.
+struct Spec {
+    doc: Value,
+}
+
+impl Spec {
+    fn pointer(&self, pointer: &str) -> &Value {
+        self.doc
+            .pointer(pointer)
+            .unwrap_or_else(|| panic!("the spec has nothing at {pointer}"))
+    }
+
+    /// `components/schemas/<name>`.
+    fn schema(&self, name: &str) -> &Value {
+        self.pointer(&format!("/components/schemas/{name}"))
+    }
+
+    /// Follows local `$ref`s.
+    fn resolve<'a>(&'a self, mut node: &'a Value) -> &'a Value {
+        while let Some(target) = node.get("$ref").and_then(Value::as_str) {
+            let pointer = target
+                .strip_prefix('#')
+                .unwrap_or_else(|| panic!("only local $refs are used: {target}"));
+            node = self.pointer(pointer);
+        }
+        node
+    }
+
+    fn property_names(&self, name: &str) -> BTreeSet<String> {
+        as_object(&self.schema(name)["properties"])
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn required(&self, name: &str) -> BTreeSet<String> {
+        as_array(&self.schema(name)["required"])
+            .iter()
+            .map(|v| v.as_str().expect("a name").to_owned())
+            .collect()
+    }
+
+    /// The `x-known-values` of an open set of strings.
+    fn known_values(&self, pointer: &str) -> BTreeSet<String> {
+        as_array(&self.pointer(pointer)["x-known-values"])
+            .iter()
+            .map(|v| v.as_str().expect("a string").to_owned())
+            .collect()
+    }
+
+    /// Each value is explained (in backticks) in the description at `pointer`.
+    fn assert_described(&self, pointer: &str, values: &BTreeSet<String>) {
+        let text = self.pointer(pointer)["description"].as_str().unwrap_or("");
+        for value in values {
+            assert!(
+                text.contains(&format!("`{value}`")),
+                "the description at {pointer} does not explain `{value}`"
+            );
+        }
+    }
+
+    fn accepts_null(&self, schema: &Value) -> bool {
+        self.check(&Value::Null, schema).is_ok()
+    }
+
+    /// Checks `value` against `schema`; the error lists every violation.
+    fn check(&self, value: &Value, schema: &Value) -> Result<(), String> {
+        let mut errors = Vec::new();
+        self.collect(value, schema, "$", &mut errors);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
+    fn collect(&self, value: &Value, schema: &Value, at: &str, errors: &mut Vec<String>) {
+        let schema = self.resolve(schema);
+        let Some(ty) = schema.get("type").and_then(Value::as_str) else {
+            return; // An untyped schema takes any value, null included.
+        };
+        if value.is_null() {
+            if schema["nullable"] != true {
+                errors.push(format!("{at}: must not be null"));
+            }
+            return;
+        }
+        let type_ok = match ty {
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            "string" => value.is_string(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "number" => value.is_number(),
+            "boolean" => value.is_boolean(),
+            other => panic!("{at}: the checker does not know type {other}"),
+        };
+        if !type_ok {
+            errors.push(format!("{at}: {value} is not of type {ty}"));
+            return;
+        }
+        if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
+            if !allowed.contains(value) {
+                errors.push(format!("{at}: {value} is not one of {allowed:?}"));
+            }
+        }
+        // (lower bound, upper bound, measured): a number's value, a string's
+        // length in characters, an array's length.
+        let mut measures = Vec::new();
+        if let Some(n) = value.as_f64() {
+            measures.push(("minimum", "maximum", n));
+        }
+        if let Some(text) = value.as_str() {
+            measures.push(("minLength", "maxLength", text.chars().count() as f64));
+            let format_ok = match schema.get("format").and_then(Value::as_str) {
+                Some("uuid") => Uuid::parse_str(text).is_ok(),
+                Some("date-time") => DateTime::parse_from_rfc3339(text).is_ok(),
+                Some("date") => NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok(),
+                _ => true,
+            };
+            if !format_ok {
+                errors.push(format!("{at}: {value} is not a {}", schema["format"]));
+            }
+        }
+        if let Some(items) = value.as_array() {
+            measures.push(("minItems", "maxItems", items.len() as f64));
+            let unique = items
+                .iter()
+                .enumerate()
+                .all(|(i, v)| !items[..i].contains(v));
+            if schema["uniqueItems"] == true && !unique {
+                errors.push(format!("{at}: items are not unique"));
+            }
+            for (i, item) in items.iter().enumerate() {
+                self.collect(item, &schema["items"], &format!("{at}[{i}]"), errors);
+            }
+        }
+        for (min, max, measured) in measures {
+            let bound = |key: &str| schema.get(key).and_then(Value::as_f64);
+            if bound(min).is_some_and(|limit| measured < limit) {
+                errors.push(format!("{at}: {value} is below its {min} {}", schema[min]));
+            }
+            if bound(max).is_some_and(|limit| measured > limit) {
+                errors.push(format!("{at}: {value} is above its {max} {}", schema[max]));
+            }
+        }
+        if let Some(map) = value.as_object() {
+            for name in schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let name = name.as_str().expect("a name");
+                if !map.contains_key(name) {
+                    errors.push(format!("{at}: lacks required {name}"));
+                }
+            }
+            for (key, item) in map {
+                let at = format!("{at}.{key}");
+                match (
+                    schema["properties"].get(key),
+                    &schema["additionalProperties"],
+                ) {
+                    (Some(property), _) => self.collect(item, property, &at, errors),
+                    (None, Value::Bool(false)) => errors.push(format!("{at}: not in the schema")),
+                    (None, extra @ Value::Object(_)) => self.collect(item, extra, &at, errors),
+                    (None, _) => {}
+                }
+            }
+        }
+    }
+}
+
+fn as_object(value: &Value) -> &serde_json::Map<String, Value> {
+    value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+}
+
+fn as_object_mut(value: &mut Value) -> &mut serde_json::Map<String, Value> {
+    value.as_object_mut().expect("an object")
+}
+
+fn as_array(value: &Value) -> &Vec<Value> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {value}"))
+}
+
+fn string(value: Value) -> String {
+    match value {
+        Value::String(text) => text,
+        other => panic!("not a string: {other}"),
+    }
+}
+
+fn keys(value: &Value) -> BTreeSet<String> {
+    as_object(value).keys().cloned().collect()
+}
+
+/// The name of the component schema a media type or parameter refers to.
+fn schema_ref(node: &Value) -> &str {
+    let target = node["schema"]["$ref"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no schema $ref in {node}"));
+    target.rsplit('/').next().unwrap_or(target)
+}
