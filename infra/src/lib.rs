@@ -4,6 +4,8 @@
 //! The binaries (`trainsync`, `local-gateway`) are thin wrappers over this
 //! library, so tests in other crates can start the same pieces in-process.
 
+#![warn(missing_docs)]
+
 use std::path::{Path, PathBuf};
 
 pub mod cli;

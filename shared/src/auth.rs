@@ -40,10 +40,10 @@ pub struct Claims {
     /// Expiry (epoch seconds).
     pub exp: i64,
     /// Issued at (epoch seconds).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
     /// Not before (epoch seconds).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
 }
 

@@ -282,7 +282,7 @@ pub struct StatusResponse {
     pub devices: Vec<DeviceStatus>,
     /// Recent sessions, newest first.
     pub recent_sessions: Vec<SessionStatus>,
-    /// Sessions still open.
+    /// How many of `recent_sessions` are still open.
     pub open_sessions: u32,
     /// The server's clock.
     pub server_timestamp: DateTime<Utc>,

@@ -92,7 +92,7 @@ async fn a_polling_reader_gets_every_change_exactly_once_under_concurrent_writer
 
     // A reader polls with small pages while the writers run.
     let reader_token = ctx.token(USER, "laptop");
-    let mut cursor: Option<String> = Some(sync_core::cursor::Cursor::START.encode());
+    let mut cursor: Option<String> = Some(sync_core::cursor::Cursor::START.encode(USER));
     let mut seen: BTreeMap<String, u32> = BTreeMap::new();
     let mut last_seq = 0;
     let mut polls = 0;
@@ -260,7 +260,7 @@ async fn an_incremental_sync_costs_the_same_whatever_the_history() {
         let since = sync_core::cursor::Cursor::Log {
             seq: history as u64 - 3,
         }
-        .encode();
+        .encode(user);
         let download = ctx
             .get("/sync/download", &token, &[("since", &since)])
             .await;

@@ -341,3 +341,26 @@ async fn a_commit_takes_effect_whole_or_not_at_all() {
         10
     );
 }
+
+#[tokio::test]
+async fn requests_are_counted_per_operation() {
+    let ctx = TestContext::new().await;
+    let token = ctx.token("erin", "phone");
+    let before = ctx.counter.by_operation();
+    let sync_id = ctx.check(&token, "erin").await;
+    ctx.upload(
+        &token,
+        &sync_id,
+        json!({"activities": [activity(Uuid::new_v4(), "a")]}),
+    )
+    .await;
+    let after = ctx.counter.by_operation();
+    let delta =
+        |op: &str| after.get(op).copied().unwrap_or(0) - before.get(op).copied().unwrap_or(0);
+    // check: head + session; upload: claim, session, batch read, transaction.
+    assert_eq!(delta("GetItem"), 2);
+    assert_eq!(delta("TransactWriteItems"), 2);
+    assert_eq!(delta("PutItem"), 1);
+    assert_eq!(delta("BatchGetItem"), 1);
+    assert!(!after.contains_key("unknown"), "{after:?}");
+}

@@ -12,7 +12,7 @@ use crate::limits::SESSION_TTL_SECS;
 use crate::protocol::{CheckRequest, CheckResponse};
 use crate::state::AppState;
 use crate::store::{DeviceVisit, Head, Session, SessionState};
-use crate::validation::{FieldError, FieldErrorCode, parse_json};
+use crate::validation::parse_json;
 
 /// Where the device says it stands.
 enum Position {
@@ -44,16 +44,10 @@ pub(super) async fn check(
         });
     }
     let position = match (&request.cursor, request.last_sync_timestamp) {
-        (Some(cursor), _) => match Cursor::decode(cursor) {
+        (Some(cursor), _) => match Cursor::decode(cursor, caller.user_id.as_str()) {
             Ok(Cursor::Log { seq }) => Position::Seq(seq),
             Ok(Cursor::Snapshot { .. }) => Position::Nothing,
-            Err(e) => {
-                return Err(ApiError::BadRequest(FieldError::new(
-                    "cursor",
-                    FieldErrorCode::InvalidFormat,
-                    e.to_string(),
-                )));
-            }
+            Err(e) => return Err(ApiError::BadRequest(e.field_error("cursor"))),
         },
         (None, Some(t)) => Position::Time(t),
         (None, None) => Position::Nothing,
@@ -83,7 +77,7 @@ pub(super) async fn check(
         server_changes_available: labels,
         accepts_client_changes: true,
         server_timestamp: now,
-        cursor: Cursor::Log { seq: head.seq }.encode(),
+        cursor: Cursor::Log { seq: head.seq }.encode(caller.user_id.as_str()),
     }))
 }
 

@@ -34,13 +34,8 @@ pub(super) async fn complete(
         )));
     }
     if let Some(cursor) = &request.cursor {
-        Cursor::decode(cursor).map_err(|e| {
-            ApiError::BadRequest(FieldError::new(
-                "cursor",
-                FieldErrorCode::InvalidFormat,
-                e.to_string(),
-            ))
-        })?;
+        Cursor::decode(cursor, caller.user_id.as_str())
+            .map_err(|e| ApiError::BadRequest(e.field_error("cursor")))?;
     }
     let now = state.clock.now();
     let request_id = request
@@ -54,15 +49,19 @@ pub(super) async fn complete(
         at: now,
         request: (request_id.clone(), hash.clone()),
     };
+    let outcome = state
+        .store
+        .complete_session(&caller.user_id, &completion)
+        .await?;
+    // Only the request that closed the session successfully moves the device's sync state.
+    let closed_now =
+        matches!(&outcome, CompleteOutcome::Closed(s) if s.state == SessionState::Success);
     let visit = DeviceVisit {
-        synced: (request.status == CompleteStatus::Success).then(|| request.cursor.clone()),
+        synced: closed_now.then(|| request.cursor.clone()),
         ..DeviceVisit::at(caller.device_id.clone(), now)
     };
-    let session = match state
-        .store
-        .complete_session(&caller.user_id, &completion, &visit)
-        .await?
-    {
+    state.store.record_visit(&caller.user_id, &visit).await?;
+    let session = match outcome {
         CompleteOutcome::Closed(session) => session,
         CompleteOutcome::AlreadyClosed(session) => {
             let reused = !request_id.is_empty()
@@ -81,16 +80,7 @@ pub(super) async fn complete(
             }
             session
         }
-        CompleteOutcome::NotFound => {
-            state
-                .store
-                .record_visit(
-                    &caller.user_id,
-                    &DeviceVisit::at(caller.device_id.clone(), now),
-                )
-                .await?;
-            return Err(ApiError::unknown_session());
-        }
+        CompleteOutcome::NotFound => return Err(ApiError::unknown_session()),
     };
     Ok(Reply::json(&CompleteResponse {
         sync_id: session.sync_id.0,

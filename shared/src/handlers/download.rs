@@ -57,16 +57,10 @@ fn parse_network(raw: Option<String>) -> Result<Network, ApiError> {
 /// The longest run of consecutive sequence numbers starting right after `after`.
 /// Entries past a gap belong to a commit not yet fully visible and wait for the next page.
 pub fn contiguous_len(after: u64, seqs: impl IntoIterator<Item = u64>) -> usize {
-    let mut expected = after + 1;
-    let mut len = 0;
-    for seq in seqs {
-        if seq != expected {
-            break;
-        }
-        expected += 1;
-        len += 1;
-    }
-    len
+    (after + 1..)
+        .zip(seqs)
+        .take_while(|(expected, seq)| expected == seq)
+        .count()
 }
 
 pub(super) async fn download(
@@ -80,8 +74,8 @@ pub(super) async fn download(
     let since = match query_param(req, "since").filter(|s| !s.is_empty()) {
         None => None,
         Some(raw) => Some(
-            Since::parse(&raw)
-                .map_err(|e| bad("since", FieldErrorCode::InvalidFormat, e.to_string()))?,
+            Since::parse(&raw, caller.user_id.as_str())
+                .map_err(|e| ApiError::BadRequest(e.field_error("since")))?,
         ),
     };
     let now = state.clock.now();
@@ -122,7 +116,7 @@ pub(super) async fn download(
             log_page(state, caller, start, limit).await?
         }
     };
-    let next_cursor = next.encode();
+    let next_cursor = next.encode(user.as_str());
     let visit = DeviceVisit {
         delivered: Some((next_cursor.clone(), next.covered_seq())),
         ..DeviceVisit::at(caller.device_id.clone(), now)

@@ -54,7 +54,7 @@ pub(super) async fn status(state: &AppState, caller: &Caller) -> Result<Reply, A
         .collect();
     Ok(Reply::json(&StatusResponse {
         user_id: user.to_string(),
-        head_cursor: Cursor::Log { seq: head.seq }.encode(),
+        head_cursor: Cursor::Log { seq: head.seq }.encode(user.as_str()),
         head_seq: head.seq,
         devices,
         recent_sessions,

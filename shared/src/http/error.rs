@@ -32,7 +32,17 @@ pub fn error_reply(error: &ApiError, now: DateTime<Utc>) -> Reply {
             )
         }
         ApiError::Unauthorized(e) => {
-            headers.push(("www-authenticate", format!("Bearer error=\"{}\"", e.code())));
+            // RFC 6750 section 3: no error code when no token was sent, `invalid_token` otherwise.
+            let challenge = match e {
+                AuthError::Missing | AuthError::NotBearer => {
+                    "Bearer realm=\"trainsync\"".to_owned()
+                }
+                other => format!(
+                    "Bearer realm=\"trainsync\", error=\"invalid_token\", error_description=\"{}\"",
+                    other.code()
+                ),
+            };
+            headers.push(("www-authenticate", challenge));
             (StatusCode::UNAUTHORIZED, e.code(), e.to_string(), None)
         }
         ApiError::Forbidden { field, message } => (

@@ -66,7 +66,6 @@ pub trait SyncStore: Send + Sync + std::fmt::Debug {
         &self,
         user: &UserId,
         completion: &Completion,
-        seen: &DeviceVisit,
     ) -> Result<CompleteOutcome, StoreError>;
 
     /// Claims an idempotency key (PRD 6.2) for a request with body hash `body_hash`.

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 
@@ -54,7 +54,7 @@ impl RequestCounter {
 }
 
 /// The SDK interceptor feeding a [`RequestCounter`]; runs once per operation
-/// (not per retry attempt).
+/// (not per retry attempt, which the SDK makes on throttling).
 #[derive(Debug, Clone)]
 pub struct CountingInterceptor(pub Arc<RequestCounter>);
 
@@ -63,9 +63,12 @@ impl Intercept for CountingInterceptor {
         "trainsync-request-counter"
     }
 
-    fn read_before_execution(
+    // Not `read_before_execution`: client-level interceptors see that hook
+    // before the operation's metadata is in the bag.
+    fn read_before_serialization(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let operation = cfg

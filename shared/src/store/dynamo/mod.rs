@@ -336,7 +336,6 @@ impl SyncStore for DynamoStore {
         &self,
         user: &UserId,
         completion: &Completion,
-        seen: &DeviceVisit,
     ) -> Result<CompleteOutcome, StoreError> {
         let pk = user_pk(user);
         let mut set = vec![
@@ -391,7 +390,6 @@ impl SyncStore for DynamoStore {
             }
             Err(err) => return Err(store_error(err)),
         };
-        self.record_visit(user, seen).await?;
         Ok(outcome)
     }
 
@@ -837,7 +835,7 @@ impl SyncStore for DynamoStore {
             .into_iter()
             .map(|item| from_item::<DeviceItem>(item).map(|d| d.device))
             .collect::<Result<Vec<_>, _>>()?;
-        devices.sort_by(|a, b| b.last_seen_at.cmp(&a.last_seen_at));
+        devices.sort_by_key(|d| std::cmp::Reverse(d.last_seen_at));
         Ok(devices)
     }
 
