@@ -499,7 +499,7 @@ async fn download_shows_nothing_of_another_user_from_any_position() {
     let alice_ids = alice.download.ids();
 
     // Before Bob has data: nothing at all, from any position.
-    let mut positions: Vec<Option<String>> = vec![
+    let positions: Vec<Option<String>> = vec![
         None,
         Some("2000-01-01T00:00:00Z".into()),
         Some(rfc3339(alice.before_changes)),
