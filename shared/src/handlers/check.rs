@@ -7,12 +7,11 @@ use crate::auth::Caller;
 use crate::cursor::Cursor;
 use crate::domain::{EntityKind, SyncId};
 use crate::error::ApiError;
-use crate::http::{Reply, json_body};
+use crate::http::{Reply, json_request};
 use crate::limits::SESSION_TTL_SECS;
 use crate::protocol::{CheckRequest, CheckResponse};
 use crate::state::AppState;
 use crate::store::{DeviceVisit, Head, Session, SessionState};
-use crate::validation::parse_json;
 
 /// Where the device says it stands.
 enum Position {
@@ -26,7 +25,7 @@ pub(super) async fn check(
     caller: &Caller,
     req: &Request,
 ) -> Result<Reply, ApiError> {
-    let request: CheckRequest = parse_json(json_body(req)?).map_err(ApiError::BadRequest)?;
+    let (request, _): (CheckRequest, _) = json_request(req)?;
     if request.user_id != caller.user_id.as_str() {
         return Err(ApiError::Forbidden {
             field: "user_id",

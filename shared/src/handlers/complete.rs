@@ -6,22 +6,19 @@ use crate::auth::Caller;
 use crate::cursor::Cursor;
 use crate::domain::SyncId;
 use crate::error::ApiError;
-use crate::http::{Reply, json_body};
-use crate::idempotency::body_hash;
+use crate::http::{Reply, json_request};
 use crate::limits::MAX_NOTES_CHARS;
 use crate::protocol::{CompleteRequest, CompleteResponse, CompleteStatus};
 use crate::state::AppState;
 use crate::store::{CompleteOutcome, Completion, DeviceVisit, SessionState};
-use crate::validation::{FieldError, FieldErrorCode, parse_json};
+use crate::validation::{FieldError, FieldErrorCode};
 
 pub(super) async fn complete(
     state: &AppState,
     caller: &Caller,
     req: &Request,
 ) -> Result<Reply, ApiError> {
-    let body = json_body(req)?;
-    let hash = body_hash(&body);
-    let request: CompleteRequest = parse_json(body).map_err(ApiError::BadRequest)?;
+    let (request, hash): (CompleteRequest, _) = json_request(req)?;
     if request
         .error
         .as_ref()

@@ -13,8 +13,8 @@ use crate::domain::{
     SyncId, SyncRequestId,
 };
 use crate::error::ApiError;
-use crate::http::{Reply, json_body};
-use crate::idempotency::{Claim, body_hash, claim};
+use crate::http::{Reply, json_request};
+use crate::idempotency::{Claim, claim};
 use crate::limits::{IDEMPOTENCY_TTL_SECS, MAX_BATCH_ITEMS};
 use crate::merge::{MergeEffect, merge_activity, merge_daily_metric, setting_wins};
 use crate::protocol::{
@@ -295,10 +295,7 @@ pub(super) async fn upload(
     caller: &Caller,
     req: &Request,
 ) -> Result<Reply, ApiError> {
-    let body = json_body(req)?;
-    let hash = body_hash(&body);
-    let request: UploadRequest =
-        crate::validation::parse_json(body).map_err(ApiError::BadRequest)?;
+    let (request, hash): (UploadRequest, _) = json_request(req)?;
     let count = request.item_count();
     if count > MAX_BATCH_ITEMS {
         return Err(ApiError::PayloadTooLarge {

@@ -6,5 +6,5 @@ mod request;
 mod response;
 
 pub use error::error_reply;
-pub use request::{bearer_header, json_body, query_param};
+pub use request::{bearer_header, json_body, json_request, query_param};
 pub use response::{Reply, into_response};

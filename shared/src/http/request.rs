@@ -1,12 +1,14 @@
 //! Reading the parts of a request handlers need.
 
 use lambda_http::{Body, Request, RequestExt};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::compression::{DecodeError, decode_body};
 use crate::error::ApiError;
+use crate::idempotency::body_hash;
 use crate::limits::MAX_BODY_BYTES;
-use crate::validation::{FieldError, FieldErrorCode, parse_json_bytes};
+use crate::validation::{FieldError, FieldErrorCode, parse_json, parse_json_bytes};
 
 fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
@@ -75,4 +77,13 @@ pub fn json_body(req: &Request) -> Result<Value, ApiError> {
         )));
     }
     Ok(value)
+}
+
+/// The body parsed as `T`, and the hash idempotency compares bodies by
+/// (independent of whitespace, key order and gzip).
+pub fn json_request<T: DeserializeOwned>(req: &Request) -> Result<(T, String), ApiError> {
+    let body = json_body(req)?;
+    let hash = body_hash(&body);
+    let parsed = parse_json(body).map_err(ApiError::BadRequest)?;
+    Ok((parsed, hash))
 }
