@@ -335,19 +335,9 @@ async fn process(
     hash: &str,
     now: DateTime<Utc>,
 ) -> Result<Reply, ApiError> {
+    // The session is checked inside the commit transaction (open and not
+    // expired), so a valid upload costs no separate read of it.
     let sync_id = SyncId(request.sync_id);
-    let session = state
-        .store
-        .session(&caller.user_id, sync_id, now)
-        .await?
-        .ok_or_else(ApiError::unknown_session)?;
-    if session.state != SessionState::Open {
-        return Err(ApiError::Conflict {
-            code: "sync_session_closed",
-            message: "this sync session is already completed: call /sync/check for a new sync_id"
-                .into(),
-        });
-    }
     let plan = plan_upload(request, now);
     let keys = plan.keys();
     for attempt in 0..MAX_COMMIT_ATTEMPTS {
@@ -387,7 +377,18 @@ async fn process(
                     message: "another request with this sync_request_id took over; retry to get its result".into(),
                 });
             }
-            CommitOutcome::SessionGone => return Err(ApiError::unknown_session()),
+            CommitOutcome::SessionGone => {
+                // Only now tell "closed" from "unknown or expired".
+                let session = state.store.session(&caller.user_id, sync_id, now).await?;
+                return Err(match session {
+                    Some(session) if session.state != SessionState::Open => ApiError::Conflict {
+                        code: "sync_session_closed",
+                        message: "this sync session is already completed: call /sync/check for a new sync_id"
+                            .into(),
+                    },
+                    _ => ApiError::unknown_session(),
+                });
+            }
         }
     }
     Err(StoreError::Contention.into())
