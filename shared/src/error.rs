@@ -3,7 +3,7 @@
 
 use crate::auth::AuthError;
 use crate::store::StoreError;
-use crate::validation::FieldError;
+use crate::validation::{FieldError, FieldErrorCode};
 
 /// An error answered to the client.
 #[derive(Debug, thiserror::Error)]
@@ -92,9 +92,9 @@ impl From<StoreError> for ApiError {
 }
 
 impl ApiError {
-    /// A 400 for `field`.
-    pub fn bad_request(error: FieldError) -> Self {
-        ApiError::BadRequest(error)
+    /// A 400 naming `field`.
+    pub fn bad_request(field: &str, code: FieldErrorCode, message: impl Into<String>) -> Self {
+        ApiError::BadRequest(FieldError::new(field, code, message))
     }
 
     /// The 404 for a `sync_id` that is unknown, expired or another user's.

@@ -11,7 +11,7 @@ use crate::limits::MAX_NOTES_CHARS;
 use crate::protocol::{CompleteRequest, CompleteResponse, CompleteStatus};
 use crate::state::AppState;
 use crate::store::{CompleteOutcome, Completion, DeviceVisit, SessionState};
-use crate::validation::{FieldError, FieldErrorCode};
+use crate::validation::FieldErrorCode;
 
 pub(super) async fn complete(
     state: &AppState,
@@ -24,11 +24,11 @@ pub(super) async fn complete(
         .as_ref()
         .is_some_and(|e| e.chars().count() > MAX_NOTES_CHARS)
     {
-        return Err(ApiError::BadRequest(FieldError::new(
+        return Err(ApiError::bad_request(
             "error",
             FieldErrorCode::TooLong,
             format!("error must be at most {MAX_NOTES_CHARS} characters"),
-        )));
+        ));
     }
     if let Some(cursor) = &request.cursor {
         Cursor::decode(cursor, caller.user_id.as_str())

@@ -16,27 +16,25 @@ use crate::limits::{DEFAULT_DOWNLOAD_LIMIT, MAX_CHANGES_PER_COMMIT, MAX_DOWNLOAD
 use crate::protocol::{DownloadResponse, Network};
 use crate::state::AppState;
 use crate::store::{DeviceVisit, EntityKey, StoredEntity};
-use crate::validation::{FieldError, FieldErrorCode};
-
-fn bad(field: &str, code: FieldErrorCode, message: impl Into<String>) -> ApiError {
-    ApiError::BadRequest(FieldError::new(field, code, message))
-}
+use crate::validation::FieldErrorCode;
 
 fn parse_limit(raw: Option<String>) -> Result<u32, ApiError> {
     let Some(raw) = raw else {
         return Ok(DEFAULT_DOWNLOAD_LIMIT);
     };
-    match raw.parse::<u32>() {
-        Ok(n) if (1..=MAX_DOWNLOAD_LIMIT).contains(&n) => Ok(n),
-        Ok(_) | Err(_) if raw.chars().all(|c| c.is_ascii_digit()) && !raw.is_empty() => Err(bad(
-            "limit",
-            FieldErrorCode::OutOfRange,
-            format!("limit must be between 1 and {MAX_DOWNLOAD_LIMIT}"),
-        )),
-        _ => Err(bad(
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::bad_request(
             "limit",
             FieldErrorCode::InvalidType,
             "limit must be a whole number",
+        ));
+    }
+    match raw.parse::<u32>() {
+        Ok(n) if (1..=MAX_DOWNLOAD_LIMIT).contains(&n) => Ok(n),
+        _ => Err(ApiError::bad_request(
+            "limit",
+            FieldErrorCode::OutOfRange,
+            format!("limit must be between 1 and {MAX_DOWNLOAD_LIMIT}"),
         )),
     }
 }
@@ -45,7 +43,7 @@ fn parse_network(raw: Option<String>) -> Result<Network, ApiError> {
     match raw.as_deref() {
         None => Ok(Network::Unknown),
         Some(text) => serde_json::from_value(Value::String(text.to_owned())).map_err(|_| {
-            bad(
+            ApiError::bad_request(
                 "network",
                 FieldErrorCode::InvalidValue,
                 "network must be wifi, cellular or unknown",
@@ -95,7 +93,7 @@ pub(super) async fn download(
             let after = match after {
                 None => None,
                 Some(text) => Some(EntityKey::parse(&text).ok_or_else(|| {
-                    bad(
+                    ApiError::bad_request(
                         "since",
                         FieldErrorCode::InvalidFormat,
                         "not a cursor issued by this server",
@@ -170,12 +168,7 @@ async fn log_page(
     let mut last = after;
     for entry in page.entries.into_iter().take(run) {
         last = entry.seq;
-        out.add(StoredEntity {
-            key: entry.key,
-            seq: entry.seq,
-            updated_at: entry.at,
-            data: entry.data,
-        });
+        out.add(entry);
     }
     Ok((out, Cursor::Log { seq: last }, more))
 }

@@ -8,7 +8,7 @@ use crate::compression::{DecodeError, decode_body};
 use crate::error::ApiError;
 use crate::idempotency::body_hash;
 use crate::limits::MAX_BODY_BYTES;
-use crate::validation::{FieldError, FieldErrorCode, parse_json, parse_json_bytes};
+use crate::validation::{FieldErrorCode, parse_json, parse_json_bytes};
 
 fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
@@ -55,26 +55,24 @@ pub fn json_body(req: &Request) -> Result<Value, ApiError> {
                 field: None,
             },
             DecodeError::Unsupported(_) => ApiError::UnsupportedMediaType(e.to_string()),
-            DecodeError::Corrupt(_) => ApiError::BadRequest(FieldError::new(
-                "",
-                FieldErrorCode::InvalidFormat,
-                e.to_string(),
-            )),
+            DecodeError::Corrupt(_) => {
+                ApiError::bad_request("", FieldErrorCode::InvalidFormat, e.to_string())
+            }
         })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::BadRequest(FieldError::new(
+        return Err(ApiError::bad_request(
             "",
             FieldErrorCode::MissingField,
             "the request body is empty: send a JSON object",
-        )));
+        ));
     }
     let value: Value = parse_json_bytes(&bytes).map_err(ApiError::BadRequest)?;
     if !value.is_object() {
-        return Err(ApiError::BadRequest(FieldError::new(
+        return Err(ApiError::bad_request(
             "",
             FieldErrorCode::InvalidType,
             "the request body must be a JSON object",
-        )));
+        ));
     }
     Ok(value)
 }

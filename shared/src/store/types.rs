@@ -150,26 +150,12 @@ pub enum CommitOutcome {
     SessionGone,
 }
 
-/// A change-log entry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChangeEntry {
-    /// Its dense sequence number.
-    pub seq: u64,
-    /// Commit time.
-    pub at: DateTime<Utc>,
-    /// The entity.
-    pub key: EntityKey,
-    /// The entity's state after the change.
-    pub data: Value,
-    /// The device whose upload caused it, if any.
-    pub device_id: Option<String>,
-}
-
 /// A page of the change log.
 #[derive(Debug, Clone, Default)]
 pub struct ChangePage {
-    /// Entries in sequence order.
-    pub entries: Vec<ChangeEntry>,
+    /// Entries in sequence order: each is the entity's state after that
+    /// change, `seq` the change's sequence and `updated_at` its commit time.
+    pub entries: Vec<StoredEntity>,
     /// Storage has more entries after these.
     pub more: bool,
 }

@@ -734,12 +734,11 @@ impl SyncStore for DynamoStore {
         let mut entries = Vec::new();
         for item in out.items.unwrap_or_default() {
             let record: ChangeRecord = from_item(item)?;
-            entries.push(ChangeEntry {
-                seq: record.seq,
-                at: record.at,
+            entries.push(StoredEntity {
                 key: EntityKey::new(record.kind, record.id),
+                seq: record.seq,
+                updated_at: record.at,
                 data: record.data,
-                device_id: record.device_id,
             });
         }
         let mut more = out.last_evaluated_key.is_some();
