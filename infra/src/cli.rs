@@ -2,17 +2,20 @@
 //! Add a subcommand by adding a [`Command`] variant, its `Args` struct and a
 //! `run_*` function dispatched from [`run`].
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+use sync_core::state::AppState;
 
 use crate::dynamodb_local::{self, DynamoDbLocal, Storage};
 use crate::local_config::{self, DevTokenError};
 use crate::local_system;
 
-/// trainsync operator tool: local DynamoDB, tables and development tokens.
+/// trainsync operator tool: local DynamoDB, tables, development tokens and ingest.
 #[derive(Debug, Parser)]
 #[command(name = "trainsync", version)]
 pub struct Cli {
@@ -32,6 +35,11 @@ pub enum Command {
     /// Create the table (TABLE_NAME, DYNAMODB_ENDPOINT, AWS_REGION from the
     /// environment, else the local defaults). Succeeds if it exists.
     CreateTable(CreateTableArgs),
+    /// Apply an ingest event (one user's plan, metrics, alerts, coach's notes
+    /// and wearable activities, or a reference-data snapshot) to the table,
+    /// as the sync-ingest Lambda does, and print the JSON answer. Same
+    /// environment and local defaults as create-table, plus BRAIN.
+    Ingest(IngestArgs),
 }
 
 /// `trainsync dev-token`.
@@ -74,6 +82,15 @@ pub struct CreateTableArgs {
     pub table: Option<String>,
 }
 
+/// `trainsync ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// The event as JSON (`{"type": "user_data", ...}` or
+    /// `{"type": "reference_data", ...}`); `-` reads standard input.
+    #[arg(long, value_name = "FILE")]
+    pub file: PathBuf,
+}
+
 /// Errors of the CLI's subcommands.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -97,6 +114,26 @@ pub enum Error {
         /// The tail of its output.
         output: String,
     },
+    /// The state for ingest could not be built.
+    #[error(transparent)]
+    Startup(#[from] sync_core::state::StartupError),
+    /// The ingest event could not be read or is not JSON.
+    #[error("cannot read the event {path}: {reason}")]
+    Event {
+        /// The file (`-` for standard input).
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Ingest failed with an error worth retrying (storage unavailable).
+    #[error("ingest failed; retry with the same event: {0}")]
+    Ingest(#[source] sync_core::error::ApiError),
+    /// Ingest refused the event; the answer (printed) says why.
+    #[error("ingest refused the event: {code}")]
+    Refused {
+        /// The answer's `error.code`.
+        code: String,
+    },
     /// The ready file could not be written.
     #[error("cannot write the ready file {path}: {source}")]
     ReadyFile {
@@ -114,6 +151,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::DevToken(args) => run_dev_token(args),
         Command::DynamodbLocal(args) => run_dynamodb_local(args).await,
         Command::CreateTable(args) => run_create_table(args).await,
+        Command::Ingest(args) => run_ingest(args).await,
     }
 }
 
@@ -215,6 +253,43 @@ async fn run_create_table(args: CreateTableArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// Reads the event from `path` (`-`: standard input) as JSON.
+fn read_event(path: &Path) -> Result<Value, Error> {
+    let error = |reason: String| Error::Event {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| error(e.to_string()))?;
+        text
+    } else {
+        std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?
+    };
+    serde_json::from_str(&text).map_err(|e| error(format!("not JSON: {e}")))
+}
+
+async fn run_ingest(args: IngestArgs) -> Result<(), Error> {
+    let event = read_event(&args.file)?;
+    let state = AppState::from_config(local_config::from_env()?).await?;
+    let answer = sync_core::ingest::handle_event(&state, event)
+        .await
+        .map_err(Error::Ingest)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&answer).unwrap_or_else(|_| answer.to_string())
+    );
+    // Refusals a retry cannot fix come back as an `{"error": ...}` answer.
+    match answer["error"]["code"].as_str() {
+        Some(code) => Err(Error::Refused {
+            code: code.to_owned(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Prints `error` with its causes to stderr and turns the outcome into an exit code.
 pub fn exit_code<E: std::error::Error>(outcome: Result<(), E>) -> ExitCode {
     match outcome {
@@ -285,6 +360,28 @@ mod tests {
         assert!(
             matches!(cli.command, Command::CreateTable(CreateTableArgs { table: Some(ref t) }) if t == "t")
         );
+        let cli =
+            Cli::try_parse_from(["trainsync", "ingest", "--file", "-"]).expect("ingest parses");
+        assert!(
+            matches!(cli.command, Command::Ingest(IngestArgs { ref file }) if file == Path::new("-"))
+        );
+        assert!(
+            Cli::try_parse_from(["trainsync", "ingest"]).is_err(),
+            "--file is required"
+        );
+    }
+
+    #[test]
+    fn unreadable_events_name_their_file() {
+        let missing = std::env::temp_dir().join("trainsync-no-such-event.json");
+        assert!(
+            matches!(read_event(&missing), Err(Error::Event { ref path, .. }) if *path == missing)
+        );
+        let bad = std::env::temp_dir().join(format!("trainsync-bad-event-{}", std::process::id()));
+        std::fs::write(&bad, "{not json").expect("written");
+        let error = read_event(&bad).expect_err("refused");
+        assert!(error.to_string().contains("not JSON"), "{error}");
+        std::fs::remove_file(&bad).expect("removed");
     }
 
     #[test]

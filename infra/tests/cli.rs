@@ -1,12 +1,19 @@
 //! The `trainsync` binary: dynamodb-local runs in the foreground, answers,
-//! writes its ready file and stops cleanly on SIGTERM; create-table and
-//! dev-token work against it.
+//! writes its ready file and stops cleanly on SIGTERM; create-table, ingest
+//! and dev-token work against it.
 
+use std::io::Write as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use trainsync_infra::dynamodb_local;
+use chrono::Utc;
+use serde_json::{Value, json};
+use sync_core::domain::{EntityKind, UserId};
+use sync_core::store::dynamo::DynamoStore;
+use sync_core::store::{EntityKey, SyncStore as _};
+use trainsync_infra::dynamodb_local::{self, DynamoDbLocal, Options};
+use trainsync_infra::local_config;
 
 const TRAINSYNC: &str = env!("CARGO_BIN_EXE_trainsync");
 
@@ -123,4 +130,130 @@ fn dev_token_refuses_a_bad_ttl() {
         .expect("dev-token runs");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("lifetime"));
+}
+
+/// DYNAMODB_ENDPOINT when set (e.g. by scripts/test), else a DynamoDB Local
+/// started here (stopped when the second value drops).
+async fn dynamodb_endpoint() -> (String, Option<DynamoDbLocal>) {
+    match std::env::var("DYNAMODB_ENDPOINT") {
+        Ok(endpoint) if !endpoint.trim().is_empty() => (endpoint, None),
+        _ => {
+            let local = DynamoDbLocal::start(Options::in_memory())
+                .await
+                .expect("DynamoDB Local starts");
+            (local.endpoint(), Some(local))
+        }
+    }
+}
+
+/// `trainsync ingest --file <file>` against `table`, with `stdin` piped in.
+fn ingest(endpoint: &str, table: &str, file: &str, stdin: &str) -> Output {
+    let mut child = Command::new(TRAINSYNC)
+        .args(["ingest", "--file", file])
+        .env("DYNAMODB_ENDPOINT", endpoint)
+        .env("TABLE_NAME", table)
+        .env_remove("JWKS_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("trainsync ingest starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("stdin written");
+    child.wait_with_output().expect("trainsync ingest runs")
+}
+
+fn answer(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the answer is JSON")
+}
+
+#[tokio::test]
+async fn ingest_applies_an_event_once_and_the_plan_reads_back() {
+    let (endpoint, _local) = dynamodb_endpoint().await;
+    let table = format!(
+        "cli-ingest-{}",
+        Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    );
+    let status = Command::new(TRAINSYNC)
+        .args(["create-table", "--table", &table])
+        .env("DYNAMODB_ENDPOINT", &endpoint)
+        .stdout(Stdio::null())
+        .status()
+        .expect("create-table runs");
+    assert!(status.success());
+
+    let today = Utc::now().date_naive();
+    let event = json!({
+        "type": "user_data",
+        "user_id": "cli-user",
+        "ingest_id": "7d1c7e0a-3f59-4c1e-9a8b-5e0f4d2c1b01",
+        "training_plan": {
+            "version": 1,
+            "generated_at": Utc::now(),
+            "starts_on": today,
+            "weeks": 4,
+            "workouts": [{
+                "id": "w-1-easy",
+                "date": today,
+                "workout_type": "easy",
+                "title": "Easy run",
+                "structure": [],
+                "targets": {"duration_s": 2400}
+            }]
+        }
+    });
+    let path = std::env::temp_dir().join(format!("{table}.json"));
+    std::fs::write(&path, event.to_string()).expect("event written");
+    let file = path.to_str().expect("a UTF-8 path");
+
+    let first = ingest(&endpoint, &table, file, "");
+    let applied = answer(&first);
+    assert_eq!(applied["user_id"], "cli-user");
+    assert_eq!(applied["accepted"][0]["type"], "training_plan", "{applied}");
+    assert_eq!(applied["processing_errors"], json!([]), "{applied}");
+    assert_eq!(applied["plan_version"], 1, "{applied}");
+
+    // The plan is stored for the user, numbered by the server.
+    let mut config = local_config::from_env_with_endpoint(&endpoint).expect("local config");
+    config.table_name = table.clone();
+    let store = DynamoStore::from_config(&config).await;
+    let user = UserId::parse("cli-user").expect("a valid id");
+    let key = EntityKey::new(EntityKind::TrainingPlan, "current");
+    let loaded = store
+        .load(&user, std::slice::from_ref(&key))
+        .await
+        .expect("readable");
+    let stored = &loaded.entities.get(&key).expect("the plan is stored").data;
+    assert_eq!(stored["version"], 1, "{stored}");
+    assert_eq!(stored["workouts"][0]["id"], "w-1-easy", "{stored}");
+    assert_eq!(loaded.head.plan_version, Some(1));
+
+    // The same event again, from stdin: the stored answer, nothing applied twice.
+    let replay = ingest(&endpoint, &table, "-", &event.to_string());
+    assert_eq!(answer(&replay), applied);
+    let head = store.head(&user).await.expect("readable");
+    assert_eq!(head.plan_version, Some(1), "the replay made no new version");
+
+    // A refused event: printed answer, non-zero exit.
+    let refused = ingest(
+        &endpoint,
+        &table,
+        "-",
+        r#"{"type": "user_data", "user_id": "not a user id", "ingest_id": "7d1c7e0a-3f59-4c1e-9a8b-5e0f4d2c1b02"}"#,
+    );
+    assert!(!refused.status.success());
+    let body: Value = serde_json::from_slice(&refused.stdout).expect("the answer is JSON");
+    assert_eq!(body["error"]["field"], "user_id", "{body}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("refused"));
+    std::fs::remove_file(&path).expect("removed");
 }

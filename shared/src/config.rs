@@ -14,6 +14,8 @@ pub struct Config {
     pub region: Option<String>,
     /// How tokens are verified.
     pub auth: AuthConfig,
+    /// Whether the reference brain recomputes training load (`BRAIN`: `reference`, the default, or `off`).
+    pub brain: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -23,6 +25,7 @@ impl std::fmt::Debug for Config {
             .field("dynamodb_endpoint", &self.dynamodb_endpoint)
             .field("region", &self.region)
             .field("auth", &self.auth)
+            .field("brain", &self.brain)
             .finish()
     }
 }
@@ -140,11 +143,22 @@ impl Config {
             }
             (None, None) => return Err(ConfigError::Missing("JWT_SECRET or JWKS_URL")),
         };
+        let brain = match get("BRAIN").as_deref() {
+            None | Some("reference") => true,
+            Some("off") => false,
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    var: "BRAIN",
+                    reason: "must be `reference` or `off`".into(),
+                });
+            }
+        };
         Ok(Config {
             table_name,
             dynamodb_endpoint: get("DYNAMODB_ENDPOINT"),
             region: get("AWS_REGION"),
             auth,
+            brain,
         })
     }
 }

@@ -25,6 +25,14 @@ pub enum Cursor {
         /// Last sequence number the holder has seen.
         seq: u64,
     },
+    /// After `seq`, except low-priority changes from `from` on, which a
+    /// cellular download deferred; a Wi-Fi download delivers them first.
+    Deferred {
+        /// Last sequence number the holder has seen (high and medium priority).
+        seq: u64,
+        /// First sequence number of a deferred low-priority change.
+        from: u64,
+    },
     /// Part-way through a full snapshot taken when the change log stood at `head`.
     Snapshot {
         /// Change-log head when the snapshot began; the log continues from here.
@@ -77,6 +85,7 @@ impl Cursor {
         let tag = scope_tag(scope);
         let raw = match self {
             Cursor::Log { seq } => format!("{tag}|l|{seq}"),
+            Cursor::Deferred { seq, from } => format!("{tag}|d|{seq}|{from}"),
             Cursor::Snapshot { head, after } => {
                 format!("{tag}|s|{head}|{}", after.as_deref().unwrap_or(""))
             }
@@ -101,6 +110,16 @@ impl Cursor {
         }
         let cursor = match (kind, parts.next()) {
             ("l", None) => Cursor::Log { seq: number },
+            ("d", Some(from)) => {
+                let from_number: u64 = from.parse().map_err(|_| Malformed)?;
+                if from_number.to_string() != from || from_number == 0 || from_number > number {
+                    return Err(Malformed);
+                }
+                Cursor::Deferred {
+                    seq: number,
+                    from: from_number,
+                }
+            }
             ("s", Some(after)) => Cursor::Snapshot {
                 head: number,
                 after: Some(after.to_owned()).filter(|a| !a.is_empty()),
@@ -117,6 +136,8 @@ impl Cursor {
     pub fn covered_seq(&self) -> u64 {
         match self {
             Cursor::Log { seq } => *seq,
+            // Deferred changes are not delivered yet: keep them in the log.
+            Cursor::Deferred { from, .. } => from - 1,
             // A snapshot in progress covers nothing for sure yet.
             Cursor::Snapshot { .. } => 0,
         }
@@ -154,6 +175,12 @@ mod tests {
     fn any_cursor() -> impl Strategy<Value = Cursor> {
         prop_oneof![
             any::<u64>().prop_map(|seq| Cursor::Log { seq }),
+            (1u64.., 0u64..).prop_filter_map("from <= seq", |(from, extra)| {
+                Some(Cursor::Deferred {
+                    seq: from.checked_add(extra)?,
+                    from,
+                })
+            }),
             (
                 any::<u64>(),
                 proptest::option::of("[a-z_]{1,12}#[A-Za-z0-9:|#._-]{1,40}")

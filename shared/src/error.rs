@@ -50,6 +50,16 @@ pub enum ApiError {
         /// Explanation.
         message: String,
     },
+    /// 410: the resource existed but is no longer available (an undo past its 24 hours).
+    #[error("{message}")]
+    Gone {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Explanation.
+        message: String,
+        /// The field that named it.
+        field: Option<&'static str>,
+    },
     /// 413: body or batch too large.
     #[error("{message}")]
     PayloadTooLarge {
@@ -95,6 +105,17 @@ impl ApiError {
     /// A 400 naming `field`.
     pub fn bad_request(field: &str, code: FieldErrorCode, message: impl Into<String>) -> Self {
         ApiError::BadRequest(FieldError::new(field, code, message))
+    }
+
+    /// The 413 for a batch of `count` items above `max`; `what` names the request.
+    pub fn batch_too_large(what: &str, count: usize, max: usize) -> Self {
+        ApiError::PayloadTooLarge {
+            code: "batch_too_large",
+            message: format!(
+                "{what} carries at most {max} items in all its lists together, got {count}; split it into several"
+            ),
+            field: None,
+        }
     }
 
     /// The 404 for a `sync_id` that is unknown, expired or another user's.

@@ -5,10 +5,16 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// Most items (activities + daily metrics + settings changes + plan adjustments)
 /// in one upload. One upload is one DynamoDB transaction (at most 100 actions):
-/// 4 fixed actions (head, idempotency record, session, device) plus up to 3 per
-/// item (entity state, change-log entry, and room for a conflict-log entry)
-/// stays within it: 4 + 25 * 3 = 79. Larger batches get 413 and the client splits them.
-pub const MAX_BATCH_ITEMS: usize = 25;
+/// 4 fixed actions (head, idempotency record, session, device), 1 for a new
+/// plan version's history item, and at worst 6 per item (a duplicate merge
+/// writes the survivor, the duplicate's tombstone and a conflict-log entry,
+/// each as state plus change-log entry): 5 + 15 * 6 = 95. Larger batches get
+/// 413 and the client splits them.
+pub const MAX_BATCH_ITEMS: usize = 15;
+
+/// Most items in one ingest call: at worst 8 actions each (a wearable activity
+/// merged with a manual log, plus its track announcement): 5 + 10 * 8 = 85.
+pub const MAX_INGEST_ITEMS: usize = 10;
 
 /// Actions DynamoDB allows in one `TransactWriteItems` call.
 pub const DYNAMODB_MAX_TRANSACT_ACTIONS: usize = 100;
@@ -17,7 +23,8 @@ pub const DYNAMODB_MAX_TRANSACT_ACTIONS: usize = 100;
 /// change-log entry) and four are reserved (head, idempotency record, session, device).
 pub const MAX_CHANGES_PER_COMMIT: usize = (DYNAMODB_MAX_TRANSACT_ACTIONS - 4) / 2;
 
-const _: () = assert!(4 + MAX_BATCH_ITEMS * 3 <= DYNAMODB_MAX_TRANSACT_ACTIONS);
+const _: () = assert!(5 + MAX_BATCH_ITEMS * 6 <= DYNAMODB_MAX_TRANSACT_ACTIONS);
+const _: () = assert!(5 + MAX_INGEST_ITEMS * 8 <= DYNAMODB_MAX_TRANSACT_ACTIONS);
 const _: () = assert!(MAX_BATCH_ITEMS <= MAX_CHANGES_PER_COMMIT);
 
 /// Download page size when the client gives no `limit`.

@@ -107,6 +107,16 @@ pub enum ItemType {
     SettingsChange,
     /// From `plan_adjustments`.
     PlanAdjustment,
+    /// An ingested training plan.
+    TrainingPlan,
+    /// Ingested computed metrics.
+    CalculatedMetrics,
+    /// An ingested alert.
+    Alert,
+    /// An ingested alert withdrawal.
+    AlertWithdrawal,
+    /// An ingested coach's note.
+    CoachNote,
 }
 
 /// An item the server took.
@@ -131,6 +141,9 @@ pub struct ConflictItem {
     pub resolution: String,
     /// A sentence for the user.
     pub message: String,
+    /// The conflict-log entry, to review or undo (`/sync/conflicts/{conflict_id}/undo`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict_id: Option<Uuid>,
 }
 
 /// An item the server refused.
@@ -153,6 +166,24 @@ pub struct ProcessingError {
     pub retryable: bool,
 }
 
+impl ProcessingError {
+    /// The entry for item `index` of a list of `item_type` (known by `id`) that failed with `error`.
+    pub fn new(
+        (item_type, index, id): (ItemType, usize, Option<String>),
+        error: crate::validation::FieldError,
+    ) -> Self {
+        Self {
+            item_type,
+            id,
+            index,
+            field: error.field,
+            code: error.code,
+            message: error.message,
+            retryable: false,
+        }
+    }
+}
+
 /// `POST /sync/upload` response.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadResponse {
@@ -169,8 +200,12 @@ pub struct UploadResponse {
 /// `GET /sync/download` response. Entities carry their change-log `seq`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DownloadResponse {
-    /// The current training plan, if it changed in this page.
+    /// The current training plan in full, if it changed in this page and the
+    /// device's `plan_version` was not given, unknown or too old for a diff.
     pub training_plan: Option<Value>,
+    /// The plan's changes from the device's `plan_version` to the current one (PRD 7.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_plan_diff: Option<crate::plan::PlanDiff>,
     /// The latest computed metrics, if they changed in this page.
     pub calculated_metrics: Option<Value>,
     /// Alerts changed in this page.
@@ -183,12 +218,59 @@ pub struct DownloadResponse {
     pub plan_adjustments: Vec<Value>,
     /// Settings changed in this page, key to value.
     pub settings: BTreeMap<String, Value>,
+    /// Conflict-log entries changed in this page (PRD 5.3).
+    #[serde(default)]
+    pub conflicts: Vec<Value>,
+    /// GPS tracks that became available (low priority: deferred on cellular).
+    #[serde(default)]
+    pub tracks: Vec<Value>,
+    /// Entities removed (tombstones): drop the local copy, or re-point it to `replaced_by`.
+    #[serde(default)]
+    pub deleted: Vec<DeletedEntity>,
+    /// This page belongs to a full snapshot: the device had no cursor, or one
+    /// older than the change log keeps; replace local server data with it.
+    #[serde(default)]
+    pub resync_required: bool,
+    /// Why a full snapshot is sent (`no_cursor`, `cursor_too_old`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resync_reason: Option<String>,
+    /// Low-priority changes held back on cellular (delivered on the next Wi-Fi download).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deferred: Option<DeferredChanges>,
     /// The server's clock.
     pub server_timestamp: DateTime<Utc>,
     /// Quote as `since` next time.
     pub next_cursor: String,
     /// More pages follow right now.
     pub has_more: bool,
+}
+
+/// An entity removed from the user's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedEntity {
+    /// Its kind.
+    #[serde(rename = "type")]
+    pub kind: crate::domain::EntityKind,
+    /// Its id.
+    pub id: String,
+    /// The change that removed it.
+    pub seq: u64,
+    /// Why.
+    pub reason: crate::domain::TombstoneReason,
+    /// The id that now stands for it (a merged duplicate's survivor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<String>,
+}
+
+/// What a cellular download held back (PRD 7.3/7.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeferredChanges {
+    /// Low-priority changes skipped in this page.
+    pub in_page: u32,
+    /// The cursor still owes low-priority changes (this page's or earlier ones).
+    pub pending: bool,
+    /// A sentence for logs and UI.
+    pub message: String,
 }
 
 /// How a sync session ended.
@@ -267,6 +349,9 @@ pub struct SessionStatus {
     pub error: Option<String>,
     /// Uploads made in it.
     pub uploads: u32,
+    /// Conflicts its uploads met (automatic resolutions).
+    #[serde(default)]
+    pub conflicts: u32,
 }
 
 /// `GET /sync/status` response.
@@ -284,6 +369,9 @@ pub struct StatusResponse {
     pub recent_sessions: Vec<SessionStatus>,
     /// How many of `recent_sessions` are still open.
     pub open_sessions: u32,
+    /// Share of `recent_sessions` with at least one conflict (PRD 11.1 conflict rate).
+    #[serde(default)]
+    pub conflict_rate: f64,
     /// The server's clock.
     pub server_timestamp: DateTime<Utc>,
 }
@@ -307,4 +395,35 @@ pub struct ErrorDetail {
     /// The offending field, when one is to blame.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+}
+
+/// A conflict-log entry as `/sync/conflicts` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConflictEntry {
+    /// The entry.
+    #[serde(flatten)]
+    pub record: crate::domain::ConflictRecord,
+    /// Whether `POST /sync/conflicts/{id}/undo` would undo it now.
+    pub undoable: bool,
+}
+
+/// `GET /sync/conflicts` response: newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConflictsResponse {
+    /// Entries of this page.
+    pub conflicts: Vec<ConflictEntry>,
+    /// Pass as `after` for the next (older) page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<String>,
+    /// The server's clock.
+    pub server_timestamp: DateTime<Utc>,
+}
+
+/// `POST /sync/conflicts/{conflict_id}/undo` response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UndoResponse {
+    /// The entry, now undone.
+    pub conflict: ConflictEntry,
+    /// The server's clock.
+    pub server_timestamp: DateTime<Utc>,
 }

@@ -46,6 +46,7 @@ async fn commit_chunk(
             plan_version,
             request: None,
             session: None,
+            conflicts: 0,
             visit: None,
         };
         match store.commit(user, &commit).await? {

@@ -25,6 +25,8 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// Whether the reference brain recomputes training load after activities change.
+    pub brain: bool,
 }
 
 impl AppState {
@@ -34,16 +36,19 @@ impl AppState {
             store,
             verifier: Arc::new(verifier),
             clock,
+            brain: true,
         }
     }
 
     /// The production wiring: DynamoDB, the configured verifier, the system clock.
     pub async fn from_config(config: Config) -> Result<Self, StartupError> {
         let store = DynamoStore::from_config(&config).await;
-        Ok(Self::new(
+        let mut state = Self::new(
             Arc::new(store),
             Verifier::new(&config.auth),
             Arc::new(SystemClock),
-        ))
+        );
+        state.brain = config.brain;
+        Ok(state)
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::{Activity, DailyMetric, PlanAdjustment, SettingKey, SettingsChange};
-use crate::limits::{MAX_CLIENT_CLOCK_SKEW_SECS, MAX_NOTES_CHARS};
+use crate::limits::{MAX_CLIENT_CLOCK_SKEW_SECS, MAX_ID_CHARS, MAX_NOTES_CHARS};
 
 /// Machine-readable reason a field was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,6 +228,19 @@ impl Validate for Activity {
         opt_in_range("avg_hr", self.avg_hr, 25, 250)?;
         opt_in_range("rpe", self.rpe, 1, 10)?;
         opt_in_range("feeling", self.feeling, 1, 5)?;
+        for (field, text) in [
+            ("source_device", &self.source_device),
+            ("external_id", &self.external_id),
+        ] {
+            let chars = text.as_deref().map(|t| t.chars().count());
+            if chars.is_some_and(|n| n == 0 || n > MAX_ID_CHARS) {
+                return Err(FieldError::new(
+                    field,
+                    FieldErrorCode::OutOfRange,
+                    format!("{field} must have 1 to {MAX_ID_CHARS} characters"),
+                ));
+            }
+        }
         if let Some(notes) = &self.notes {
             let chars = notes.chars().count();
             if chars > MAX_NOTES_CHARS {

@@ -54,7 +54,17 @@ pub fn config(table: &str) -> Config {
             issuer: ISSUER.into(),
             audience: AUDIENCE.into(),
         },
+        brain: true,
     }
+}
+
+/// Where every test's clock starts: the morning after the fixtures' dates
+/// (e.g. [`activity`]'s run on 2025-05-31), so they count as recent data
+/// (a full snapshot reaches back 90 days).
+pub fn test_epoch() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2025-06-01T12:00:00Z")
+        .expect("a valid time")
+        .with_timezone(&Utc)
 }
 
 /// One test's world: its own table, store, clock and handler state.
@@ -65,7 +75,7 @@ pub struct TestContext {
     pub store: Arc<DynamoStore>,
     /// The clock the handlers read; move it to test expiry.
     pub clock: Arc<ManualClock>,
-    /// Handler state.
+    /// Handler state (the reference brain is off: set `state.brain = true` to test it).
     pub state: AppState,
     /// Requests made through the store's client.
     pub counter: Arc<RequestCounter>,
@@ -113,7 +123,7 @@ impl TestResponse {
 }
 
 impl TestContext {
-    /// A fresh table and state; the clock starts at the real current time.
+    /// A fresh table and state; the clock starts at [`test_epoch`].
     pub async fn new() -> Self {
         LazyLock::force(&TRACING);
         let table = format!("trainsync-test-{}", Uuid::new_v4().simple());
@@ -124,8 +134,12 @@ impl TestContext {
             .await
             .unwrap_or_else(|e| panic!("cannot create table at {}: {e:?}", endpoint()));
         let store = Arc::new(DynamoStore::new(client, table.clone(), counter.clone()));
-        let clock = Arc::new(ManualClock::new(Utc::now()));
-        let state = AppState::new(store.clone(), Verifier::new(&config.auth), clock.clone());
+        let clock = Arc::new(ManualClock::new(test_epoch()));
+        let mut state = AppState::new(store.clone(), Verifier::new(&config.auth), clock.clone());
+        // The reference brain publishes metrics after activity writes, which
+        // would add change-log entries to every test; the tests of the brain
+        // (and of anything that needs it) switch it on with `state.brain = true`.
+        state.brain = false;
         Self {
             table,
             store,
@@ -217,18 +231,36 @@ impl TestContext {
         self.post("/sync/upload", token, &body).await
     }
 
-    /// Downloads every page after `since`; returns all pages and the final cursor.
-    pub async fn download_all(
+    /// Runs an ingest event through the library the `sync-ingest` Lambda calls
+    /// (panics on a retryable storage error).
+    pub async fn ingest(&self, event: Value) -> Value {
+        sync_core::ingest::handle_event(&self.state, event)
+            .await
+            .expect("ingest")
+    }
+
+    /// Ingests `items` (any of the ingest lists) for `user` under a fresh
+    /// `ingest_id`; returns the answer.
+    pub async fn ingest_for(&self, user: &str, items: Value) -> Value {
+        let mut event = json!({"type": "user_data", "user_id": user, "ingest_id": Uuid::new_v4()});
+        if let (Some(event), Some(items)) = (event.as_object_mut(), items.as_object()) {
+            event.extend(items.clone());
+        }
+        self.ingest(event).await
+    }
+
+    /// Downloads every page after `since` with extra query parameters
+    /// (e.g. `network`, `plan_version`); returns all pages and the final cursor.
+    pub async fn download_all_with(
         &self,
         token: &str,
         since: Option<&str>,
-        limit: u32,
+        extra: &[(&str, &str)],
     ) -> (Vec<Value>, String) {
         let mut pages = Vec::new();
         let mut cursor = since.map(str::to_owned);
         loop {
-            let limit_text = limit.to_string();
-            let mut query = vec![("limit", limit_text.as_str())];
+            let mut query = extra.to_vec();
             if let Some(c) = cursor.as_deref() {
                 query.push(("since", c));
             }
@@ -252,6 +284,18 @@ impl TestContext {
                 return (pages, cursor.unwrap_or_default());
             }
         }
+    }
+
+    /// Downloads every page after `since`; returns all pages and the final cursor.
+    pub async fn download_all(
+        &self,
+        token: &str,
+        since: Option<&str>,
+        limit: u32,
+    ) -> (Vec<Value>, String) {
+        let limit = limit.to_string();
+        self.download_all_with(token, since, &[("limit", limit.as_str())])
+            .await
     }
 }
 

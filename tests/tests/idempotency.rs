@@ -301,6 +301,7 @@ async fn a_commit_takes_effect_whole_or_not_at_all() {
             expires_at: ctx.now() + Duration::days(7),
         }),
         session: None,
+        conflicts: 0,
         visit: None,
     };
     // The last action fails its condition: none of the ten writes may land.

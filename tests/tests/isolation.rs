@@ -424,8 +424,13 @@ async fn upload_cannot_use_another_users_session_or_request_id() {
     let bob_data = full_download(&ctx, &bob.tablet, None).await;
     let expected: BTreeSet<String> = [format!("activity:{run}"), "setting:units".to_owned()].into();
     assert_eq!(bob_data.ids(), expected);
-    let page: Value = serde_json::from_str(&bob_data.pages[0]).unwrap();
-    assert_eq!(page["settings"]["units"], "metric");
+    let units: Vec<Value> = bob_data
+        .pages
+        .iter()
+        .map(|p| serde_json::from_str::<Value>(p).unwrap()["settings"]["units"].clone())
+        .filter(|u| !u.is_null())
+        .collect();
+    assert_eq!(units, [json!("metric")]);
     assert_eq!(status(&ctx, &bob.phone).await["head_seq"], 2);
     alice.assert_unchanged(&ctx).await;
 }
@@ -648,4 +653,62 @@ async fn the_same_entity_ids_stay_separate_per_user() {
         }
     }
     alice.assert_unchanged(&ctx).await;
+}
+
+#[tokio::test]
+async fn conflicts_tracks_and_undo_of_another_user_are_out_of_reach() {
+    let ctx = TestContext::new().await;
+    let alice = ctx.token(ALICE, "phone");
+    // Alice's settings conflict: two of her devices write at the same instant.
+    let tablet = ctx.token(ALICE, "tablet");
+    let change =
+        json!({"settings_changes": [{"key": "units", "value": "metric", "changed_at": ctx.now()}]});
+    let other = json!({"settings_changes": [{"key": "units", "value": "imperial", "changed_at": ctx.now()}]});
+    let tablet_session = ctx.check(&tablet, ALICE).await;
+    ctx.upload(&tablet, &tablet_session, change).await;
+    let phone_session = ctx.check(&alice, ALICE).await;
+    let lost = ctx.upload(&alice, &phone_session, other).await.json();
+    let conflict_id = lost["conflicts"][0]["conflict_id"]
+        .as_str()
+        .expect("a conflict")
+        .to_owned();
+    // And a GPS track.
+    let activity_id = Uuid::new_v4().to_string();
+    let user = sync_core::domain::UserId::parse(ALICE).unwrap();
+    sync_core::store::TrackStore::put_track(
+        ctx.store.as_ref(),
+        &user,
+        &activity_id,
+        b"track",
+        ctx.now(),
+    )
+    .await
+    .unwrap();
+
+    let bob = ctx.token(BOB, "phone");
+    let listed = ctx.get("/sync/conflicts", &bob, &[]).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(listed.json()["conflicts"], json!([]));
+    let undo = ctx
+        .post(
+            &format!("/sync/conflicts/{conflict_id}/undo"),
+            &bob,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(undo.status, StatusCode::NOT_FOUND);
+    let track = ctx
+        .get(&format!("/sync/tracks/{activity_id}"), &bob, &[])
+        .await;
+    assert_eq!(track.status, StatusCode::NOT_FOUND);
+
+    // Alice still has both, untouched.
+    let mine = ctx.get("/sync/conflicts", &alice, &[]).await.json();
+    assert_eq!(mine["conflicts"][0]["id"], conflict_id);
+    assert_eq!(mine["conflicts"][0]["status"], "resolved");
+    let track = ctx
+        .get(&format!("/sync/tracks/{activity_id}"), &alice, &[])
+        .await;
+    assert_eq!(track.status, StatusCode::OK);
+    assert_eq!(track.bytes, b"track");
 }

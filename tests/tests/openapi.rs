@@ -3,7 +3,8 @@
 //! The spec is written by hand, for the people who build clients against it.
 //! This test fails when spec and code drift apart: the routes, every wire
 //! type's fields (names, required, nullable), the enums, the limits, the
-//! error statuses and headers, and the examples. It needs no DynamoDB.
+//! error statuses and headers, the ingest event's outline, and the
+//! examples. It needs no DynamoDB.
 //!
 //! The checker at the bottom understands the part of OpenAPI 3.0 schemas the
 //! spec uses: `type`, `nullable`, `enum`, `properties`, `required`,
@@ -21,18 +22,26 @@ use serde_json::{Value, json};
 use sync_core::auth::AuthError;
 use sync_core::compression::decode_body;
 use sync_core::domain::{
-    Activity, ActivitySource, ActivityType, DailyMetric, DeviceId, EntityKind, PlanAdjustment,
-    SettingKey, SettingValue, SettingsChange, WorkoutId,
+    Activity, ActivitySource, ActivityType, ConflictRecord, ConflictRule, ConflictStatus,
+    DailyMetric, DeviceId, EntityKind, PlanAdjustment, Priority, RestoreTarget, SettingKey,
+    SettingValue, SettingsChange, TombstoneReason, TrackRef, UNDO_WINDOW_HOURS, UndoAction,
+    WorkoutId,
 };
 use sync_core::error::ApiError;
 use sync_core::handlers::{Endpoint, plan_upload};
 use sync_core::http::{error_reply, into_response};
+use sync_core::ingest::{IngestEvent, IngestRequest};
 use sync_core::limits;
+use sync_core::plan::{PlanDiff, PlanOp, PlannedWorkout, TrainingPlan, WorkoutType};
 use sync_core::protocol::{
     AcceptedItem, CheckRequest, CheckResponse, CompleteRequest, CompleteResponse, CompleteStatus,
-    ConflictItem, DeviceStatus, DownloadResponse, ErrorBody, ErrorDetail, ItemType, Network,
-    ProcessingError, SessionStatus, StatusResponse, UploadRequest, UploadResponse,
+    ConflictEntry, ConflictItem, ConflictsResponse, DeferredChanges, DeletedEntity, DeviceStatus,
+    DownloadResponse, ErrorBody, ErrorDetail, ItemType, Network, ProcessingError, SessionStatus,
+    StatusResponse, UndoResponse, UploadRequest, UploadResponse,
 };
+use sync_core::reference::{ReferenceCurrent, ReferenceEntry, ReferenceKind, ReferenceSnapshot};
+use sync_core::resolve::TrackReady;
+use sync_core::retention::INACTIVE_DEVICE_DAYS;
 use sync_core::store::{EntityKey, Head, Loaded, SessionState, StoreError, StoredEntity};
 use sync_core::validation::{FieldError, FieldErrorCode, Validate, validate_item};
 use uuid::Uuid;
@@ -47,15 +56,47 @@ static SPEC: LazyLock<Spec> = LazyLock::new(|| {
 
 // ------------------------------------------------------------------ routes
 
+/// What a 200 answer carries.
+enum Ok200 {
+    /// JSON of one of these schemas (one, or the `oneOf` list in order).
+    Json(&'static [&'static str]),
+    /// Bytes of this media type.
+    Binary(&'static str),
+}
+
 /// The schemas of an endpoint's request body (if any) and 200 response.
-fn body_schemas(endpoint: Endpoint) -> (Option<&'static str>, &'static str) {
+fn body_schemas(endpoint: Endpoint) -> (Option<&'static str>, Ok200) {
     match endpoint {
-        Endpoint::Check => (Some("CheckRequest"), "CheckResponse"),
-        Endpoint::Upload => (Some("UploadRequest"), "UploadResponse"),
-        Endpoint::Download => (None, "DownloadResponse"),
-        Endpoint::Complete => (Some("CompleteRequest"), "CompleteResponse"),
-        Endpoint::Status => (None, "StatusResponse"),
+        Endpoint::Check => (Some("CheckRequest"), Ok200::Json(&["CheckResponse"])),
+        Endpoint::Upload => (Some("UploadRequest"), Ok200::Json(&["UploadResponse"])),
+        Endpoint::Download => (None, Ok200::Json(&["DownloadResponse"])),
+        Endpoint::Complete => (Some("CompleteRequest"), Ok200::Json(&["CompleteResponse"])),
+        Endpoint::Status => (None, Ok200::Json(&["StatusResponse"])),
+        Endpoint::Conflicts => (None, Ok200::Json(&["ConflictsResponse"])),
+        Endpoint::ConflictUndo => (None, Ok200::Json(&["UndoResponse"])),
+        Endpoint::Track => (None, Ok200::Binary("application/vnd.trainsync.track")),
+        Endpoint::Reference => (
+            None,
+            Ok200::Json(&["ReferenceCurrent", "ReferenceSnapshot"]),
+        ),
     }
+}
+
+/// The component schemas a media type refers to: its `$ref`, or its `oneOf` list.
+fn schema_refs(media: &Value) -> Vec<&str> {
+    let schema = &media["schema"];
+    let refs: Vec<&Value> = match schema.get("oneOf") {
+        Some(list) => as_array(list).iter().collect(),
+        None => vec![schema],
+    };
+    refs.into_iter()
+        .map(|r| {
+            let target = r["$ref"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no schema $ref in {media}"));
+            target.rsplit('/').next().unwrap_or(target)
+        })
+        .collect()
 }
 
 const METHODS: [&str; 8] = [
@@ -102,16 +143,39 @@ fn every_operation_is_authenticated_and_answers_with_its_types() {
         }
         for (status, response) in responses {
             let response = SPEC.resolve(response);
-            let json = &response["content"]["application/json"];
-            let expected = if status == "200" {
-                ok_schema
-            } else {
-                "ErrorBody"
-            };
-            assert_eq!(schema_ref(json), expected, "{name} {status}");
             let headers = as_object(&response["headers"]);
-            for header in ["X-DynamoDB-Requests", "Content-Encoding"] {
-                assert!(headers.contains_key(header), "{name} {status}: {header}");
+            assert!(
+                headers.contains_key("X-DynamoDB-Requests"),
+                "{name} {status}: X-DynamoDB-Requests"
+            );
+            let content = &response["content"];
+            match (status.as_str(), &ok_schema) {
+                // Not modified: no body.
+                ("304", _) => assert!(content.is_null(), "{name} 304 has a body"),
+                // Binary downloads (whole or part) are sent as stored.
+                ("200" | "206", Ok200::Binary(media)) => {
+                    let keys: Vec<&String> = as_object(content).keys().collect();
+                    assert_eq!(keys, [media], "{name} {status}");
+                    assert!(
+                        !headers.contains_key("Content-Encoding"),
+                        "{name} {status}: binary bodies are never compressed"
+                    );
+                }
+                (status, ok) => {
+                    let json = &content["application/json"];
+                    let expected: &[&str] = match (status, ok) {
+                        ("200", Ok200::Json(schemas)) => schemas,
+                        _ => &["ErrorBody"],
+                    };
+                    assert_eq!(schema_refs(json), expected, "{name} {status}");
+                    // 416 is the only error that never carries a compressible body.
+                    if status != "416" {
+                        assert!(
+                            headers.contains_key("Content-Encoding"),
+                            "{name} {status}: Content-Encoding"
+                        );
+                    }
+                }
             }
         }
     }
@@ -139,6 +203,189 @@ fn activity() -> Activity {
         notes: Some("easy".into()),
         feeling: Some(4),
         source: ActivitySource::Wearable,
+        source_device: Some("Garmin Forerunner 265".into()),
+        external_id: Some("garmin-123".into()),
+        track: None,
+        merged_from: vec![],
+        distinct_from: vec![],
+    }
+}
+
+/// The activity as stored after the server added its fields.
+fn stored_activity() -> Activity {
+    Activity {
+        track: Some(track_ref()),
+        merged_from: vec![Uuid::from_u128(0xA3)],
+        distinct_from: vec![Uuid::from_u128(0xA4)],
+        ..activity()
+    }
+}
+
+fn track_ref() -> TrackRef {
+    TrackRef {
+        points: 3600,
+        bytes: 21_344,
+        sha256: "ab".repeat(32),
+        url: format!("/sync/tracks/{}", Uuid::from_u128(0xA1)),
+    }
+}
+
+fn planned_workout(id: &str, date: &str) -> PlannedWorkout {
+    serde_json::from_value(json!({
+        "id": id,
+        "date": date,
+        "workout_type": "long_run",
+        "title": "Long run",
+        "structure": [{"kind": "work", "duration_s": 5400}],
+        "targets": {"distance_m": 18000},
+        "coach_note": "Keep it easy",
+    }))
+    .expect("a workout")
+}
+
+/// Plan version 23 with the workout `plan_adjustment` moves.
+fn training_plan() -> TrainingPlan {
+    TrainingPlan {
+        version: 23,
+        generated_at: at("2025-05-30T05:00:00Z"),
+        starts_on: day("2025-06-02"),
+        weeks: 4,
+        workouts: vec![planned_workout("w-2025-06-02", "2025-06-02")],
+    }
+}
+
+fn plan_diff() -> PlanDiff {
+    let mut fields = serde_json::Map::new();
+    fields.insert("date".into(), json!("2025-06-03"));
+    fields.insert("coach_note".into(), Value::Null);
+    PlanDiff {
+        from_version: 22,
+        to_version: 23,
+        ops: vec![
+            PlanOp::Header {
+                starts_on: day("2025-06-02"),
+                weeks: 5,
+                generated_at: at("2025-05-30T05:00:00Z"),
+            },
+            PlanOp::Remove {
+                id: WorkoutId::parse("w-old").expect("a valid id"),
+            },
+            PlanOp::Update {
+                id: WorkoutId::parse("w-2025-06-02").expect("a valid id"),
+                fields,
+            },
+            PlanOp::Add {
+                workout: planned_workout("w-new", "2025-06-09"),
+            },
+        ],
+    }
+}
+
+/// A conflict-log entry; `full` has every optional field.
+fn conflict_record(full: bool) -> ConflictRecord {
+    ConflictRecord {
+        id: Uuid::from_u128(0xC1),
+        rule: ConflictRule::DuplicateActivityMerged,
+        entity_type: EntityKind::Activity,
+        entity_id: Uuid::from_u128(0xA1).to_string(),
+        other_id: full.then(|| Uuid::from_u128(0xA3).to_string()),
+        message: "merged".into(),
+        winner: if full {
+            to_json(&activity())
+        } else {
+            Value::Null
+        },
+        user_version: if full {
+            json!({"notes": "x"})
+        } else {
+            Value::Null
+        },
+        resolved_at: at("2025-06-01T12:00:00Z"),
+        undo_until: at("2025-06-02T12:00:00Z"),
+        status: if full {
+            ConflictStatus::Undone
+        } else {
+            ConflictStatus::Resolved
+        },
+        undone_at: full.then(|| at("2025-06-01T13:00:00Z")),
+        undo: undo_actions().remove(usize::from(!full)),
+    }
+}
+
+/// One undo action of each kind.
+fn undo_actions() -> Vec<UndoAction> {
+    vec![
+        UndoAction::Restore {
+            targets: vec![restore_target(true)],
+        },
+        UndoAction::Reschedule {
+            adjustment_id: Uuid::from_u128(0xB1),
+            workout_id: WorkoutId::parse("w-2025-06-02").expect("a valid id"),
+            new_date: day("2025-06-03"),
+        },
+    ]
+}
+
+fn restore_target(full: bool) -> RestoreTarget {
+    RestoreTarget {
+        kind: EntityKind::Activity,
+        id: Uuid::from_u128(0xA3).to_string(),
+        expected: full.then(|| json!({"deleted": true, "reason": "merged_duplicate"})),
+        restore: if full {
+            to_json(&activity())
+        } else {
+            Value::Null
+        },
+    }
+}
+
+fn conflict_entry(full: bool) -> ConflictEntry {
+    ConflictEntry {
+        record: conflict_record(full),
+        undoable: !full,
+    }
+}
+
+fn deleted_entity(full: bool) -> DeletedEntity {
+    DeletedEntity {
+        kind: EntityKind::Activity,
+        id: Uuid::from_u128(0xA3).to_string(),
+        seq: 7,
+        reason: TombstoneReason::MergedDuplicate,
+        replaced_by: full.then(|| Uuid::from_u128(0xA1).to_string()),
+    }
+}
+
+fn track_ready() -> TrackReady {
+    TrackReady {
+        activity_id: Uuid::from_u128(0xA1),
+        track: track_ref(),
+    }
+}
+
+fn reference_entry(full: bool) -> ReferenceEntry {
+    ReferenceEntry {
+        id: "squat.back".into(),
+        kind: ReferenceKind::Exercise,
+        title: "Back squat".into(),
+        body: json!({"cues": ["brace"]}),
+        media_url: full.then(|| "https://cdn.example.com/squat.mp4".into()),
+        updated_at: at("2025-05-20T10:00:00Z"),
+    }
+}
+
+fn reference_snapshot() -> ReferenceSnapshot {
+    ReferenceSnapshot {
+        version: 7,
+        published_at: at("2025-06-01T06:00:00Z"),
+        entries: vec![
+            reference_entry(true),
+            ReferenceEntry {
+                id: "zones.hr-5".into(),
+                kind: ReferenceKind::ZoneFormula,
+                ..reference_entry(false)
+            },
+        ],
     }
 }
 
@@ -204,12 +451,13 @@ fn processing_error(id: Option<String>) -> ProcessingError {
     }
 }
 
-fn conflict_item() -> ConflictItem {
+fn conflict_item(full: bool) -> ConflictItem {
     ConflictItem {
         item_type: ItemType::Activity,
         id: Uuid::from_u128(0xA1).to_string(),
         resolution: "objective_fields_kept".into(),
         message: "kept".into(),
+        conflict_id: full.then(|| Uuid::from_u128(0xC1)),
     }
 }
 
@@ -230,10 +478,11 @@ fn download_response(full: bool) -> DownloadResponse {
         ("notifications_enabled", json!(true)),
     ];
     DownloadResponse {
-        training_plan: some(json!({"plan_version": 23, "workouts": [], "seq": 9})),
+        training_plan: some(record(&training_plan(), 9)),
+        training_plan_diff: full.then(plan_diff),
         calculated_metrics: some(json!({"acwr": 1.1, "seq": 10})),
         alerts: vec![json!({"id": "a1", "kind": "overtraining", "seq": 11})],
-        activities: vec![record(&activity(), 3)],
+        activities: vec![record(&stored_activity(), 3), record(&activity(), 2)],
         daily_metrics: vec![record(&daily_metric(), 4)],
         plan_adjustments: vec![{
             let mut adjustment = record(&plan_adjustment(Some(23)), 5);
@@ -244,6 +493,19 @@ fn download_response(full: bool) -> DownloadResponse {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect(),
+        conflicts: vec![
+            record(&conflict_record(true), 12),
+            record(&conflict_record(false), 13),
+        ],
+        tracks: vec![record(&track_ready(), 14)],
+        deleted: vec![deleted_entity(true), deleted_entity(false)],
+        resync_required: full,
+        resync_reason: full.then(|| "cursor_too_old".into()),
+        deferred: full.then(|| DeferredChanges {
+            in_page: 1,
+            pending: true,
+            message: "later".into(),
+        }),
         server_timestamp: at("2025-06-01T12:00:00Z"),
         next_cursor: "bDo1".into(),
         has_more: full,
@@ -271,6 +533,7 @@ fn session_status(full: bool) -> SessionStatus {
         completed_at: full.then(|| at("2025-06-01T12:00:05Z")),
         error: full.then(|| "timeout".into()),
         uploads: 2,
+        conflicts: 1,
     }
 }
 
@@ -289,8 +552,12 @@ fn error_detail(full: bool) -> ErrorDetail {
 /// its `required` the keys always present (those of `empty`), and exactly the
 /// keys `empty` has as null may be null.
 fn assert_response_schema<T: Serialize>(name: &str, full: &T, empty: &T) {
+    assert_response_values(name, to_json(full), to_json(empty));
+}
+
+/// [`assert_response_schema`] on serialized samples (e.g. a record plus its `seq`).
+fn assert_response_values(name: &str, full: Value, empty: Value) {
     let schema = SPEC.schema(name);
-    let (full, empty) = (to_json(full), to_json(empty));
     for sample in [&full, &empty] {
         if let Err(e) = SPEC.check(sample, schema) {
             panic!("{name}: {sample} does not fit the spec: {e}");
@@ -332,7 +599,7 @@ fn response_schemas_match_the_response_types() {
     );
     let upload = UploadResponse {
         accepted: vec![accepted_item()],
-        conflicts: vec![conflict_item()],
+        conflicts: vec![conflict_item(true), conflict_item(false)],
         processing_errors: vec![processing_error(Some("x".into()))],
         server_timestamp: now,
     };
@@ -344,7 +611,7 @@ fn response_schemas_match_the_response_types() {
     };
     assert_response_schema("UploadResponse", &upload, &empty_upload);
     assert_response_schema("AcceptedItem", &accepted_item(), &accepted_item());
-    assert_response_schema("ConflictItem", &conflict_item(), &conflict_item());
+    assert_response_schema("ConflictItem", &conflict_item(true), &conflict_item(false));
     assert_response_schema(
         "ProcessingError",
         &processing_error(Some(Uuid::from_u128(0xA1).to_string())),
@@ -359,9 +626,68 @@ fn response_schemas_match_the_response_types() {
             daily_metrics: vec![],
             plan_adjustments: vec![],
             settings: BTreeMap::new(),
+            conflicts: vec![],
+            tracks: vec![],
+            deleted: vec![],
             ..download_response(false)
         },
     );
+    assert_response_schema("TrackRef", &track_ref(), &track_ref());
+    assert_response_values(
+        "TrackAnnouncement",
+        record(&track_ready(), 14),
+        record(&track_ready(), 14),
+    );
+    assert_response_schema(
+        "DeletedEntity",
+        &deleted_entity(true),
+        &deleted_entity(false),
+    );
+    let deferred = DeferredChanges {
+        in_page: 0,
+        pending: true,
+        message: "later".into(),
+    };
+    assert_response_schema("DeferredChanges", &deferred, &deferred);
+    assert_response_schema("PlanDiff", &plan_diff(), &plan_diff());
+    assert_response_schema(
+        "ConflictRecord",
+        &conflict_record(true),
+        &conflict_record(false),
+    );
+    assert_response_values(
+        "ConflictLogRecord",
+        record(&conflict_record(true), 12),
+        record(&conflict_record(false), 12),
+    );
+    assert_response_schema(
+        "ConflictEntry",
+        &conflict_entry(true),
+        &conflict_entry(false),
+    );
+    assert_response_schema(
+        "RestoreTarget",
+        &restore_target(true),
+        &restore_target(false),
+    );
+    let conflicts = |full: bool| ConflictsResponse {
+        conflicts: if full {
+            vec![conflict_entry(true), conflict_entry(false)]
+        } else {
+            vec![]
+        },
+        next_after: full.then(|| Uuid::from_u128(0xC1).to_string()),
+        server_timestamp: now,
+    };
+    assert_response_schema("ConflictsResponse", &conflicts(true), &conflicts(false));
+    let undo = |full: bool| UndoResponse {
+        conflict: conflict_entry(full),
+        server_timestamp: now,
+    };
+    assert_response_schema("UndoResponse", &undo(true), &undo(false));
+    let current = ReferenceCurrent::new(7, now);
+    assert_eq!(current.url, "/reference/7");
+    assert_response_schema("ReferenceCurrent", &current, &current);
     let complete = CompleteResponse {
         sync_id: Uuid::from_u128(1),
         status: CompleteStatus::Failed,
@@ -381,6 +707,7 @@ fn response_schemas_match_the_response_types() {
         devices: vec![device_status(full)],
         recent_sessions: vec![session_status(full)],
         open_sessions: u32::from(!full),
+        conflict_rate: 0.5,
         server_timestamp: now,
     };
     assert_response_schema("StatusResponse", &status(true), &status(false));
@@ -399,8 +726,15 @@ fn response_schemas_match_the_response_types() {
 /// the set of fields serde cannot do without; spec and serde agree on which
 /// fields take null and on unknown fields.
 fn assert_request_schema<T: Serialize + DeserializeOwned>(name: &str, full: &T) {
+    assert_accepted_shape(name, to_json(full), |v| {
+        serde_json::from_value::<T>(v).is_ok()
+    });
+}
+
+/// [`assert_request_schema`] where the server's `takes` decides what is
+/// accepted (serde and validation, e.g. for an item only valid in its container).
+fn assert_accepted_shape(name: &str, full: Value, takes: impl Fn(Value) -> bool) {
     let schema = SPEC.schema(name);
-    let full = to_json(full);
     if let Err(e) = SPEC.check(&full, schema) {
         panic!("{name}: {full} does not fit the spec: {e}");
     }
@@ -413,16 +747,13 @@ fn assert_request_schema<T: Serialize + DeserializeOwned>(name: &str, full: &T) 
     };
     let serde_requires: BTreeSet<String> = keys(&full)
         .into_iter()
-        .filter(|key| serde_json::from_value::<T>(without(key)).is_err())
+        .filter(|key| !takes(without(key)))
         .collect();
     assert_eq!(SPEC.required(name), serde_requires, "{name}: required");
 
     let mut minimal = full.clone();
     as_object_mut(&mut minimal).retain(|key, _| serde_requires.contains(key));
-    assert!(
-        serde_json::from_value::<T>(minimal.clone()).is_ok(),
-        "{name}"
-    );
+    assert!(takes(minimal.clone()), "{name}");
     SPEC.check(&minimal, schema)
         .unwrap_or_else(|e| panic!("{name}: {minimal}: {e}"));
 
@@ -431,7 +762,7 @@ fn assert_request_schema<T: Serialize + DeserializeOwned>(name: &str, full: &T) 
     for (key, property) in as_object(&schema["properties"]) {
         let mut value = full.clone();
         value[key] = Value::Null;
-        let serde_takes_null = serde_json::from_value::<T>(value).is_ok();
+        let serde_takes_null = takes(value);
         if property.get("$ref").is_none() || SPEC.accepts_null(property) {
             assert_eq!(
                 SPEC.accepts_null(property),
@@ -445,7 +776,7 @@ fn assert_request_schema<T: Serialize + DeserializeOwned>(name: &str, full: &T) 
     extra["an_unknown_field"] = json!(1);
     assert_eq!(
         schema["additionalProperties"] == false,
-        serde_json::from_value::<T>(extra).is_err(),
+        !takes(extra),
         "{name}: serde and spec disagree on unknown fields"
     );
 }
@@ -482,6 +813,105 @@ fn item_schemas_match_the_item_types() {
     assert_request_schema("DailyMetric", &daily_metric());
     assert_request_schema("SettingsChange", &settings_change());
     assert_request_schema("PlanAdjustment", &plan_adjustment(Some(23)));
+    // What the backend publishes (ingest) and devices receive as it is.
+    assert_request_schema("PlannedWorkout", &planned_workout("w-1", "2025-06-02"));
+    assert_request_schema("ReferenceSnapshot", &reference_snapshot());
+    // An entry is accepted when a snapshot holding it is.
+    assert_accepted_shape("ReferenceEntry", to_json(&reference_entry(true)), |entry| {
+        let mut snapshot = to_json(&reference_snapshot());
+        snapshot["entries"] = json!([entry]);
+        validate_item::<ReferenceSnapshot>(snapshot, Utc::now()).is_ok()
+    });
+    let snapshot = to_json(&reference_snapshot());
+    assert!(validate_item::<ReferenceSnapshot>(snapshot, Utc::now()).is_ok());
+    let plan = to_json(&training_plan());
+    assert!(validate_item::<TrainingPlan>(plan, Utc::now()).is_ok());
+}
+
+/// A schema for a Rust enum of objects tagged by `tag`: its properties are
+/// every variant's fields, only the tag is required, the tag's `enum` is the
+/// variants' tags, and each variant's sample fits.
+fn assert_tagged_union_schema<T: Serialize>(name: &str, tag: &str, variants: &[T]) {
+    let schema = SPEC.schema(name);
+    let mut fields = BTreeSet::new();
+    let mut tags = BTreeSet::new();
+    for variant in variants.iter().map(to_json) {
+        SPEC.check(&variant, schema)
+            .unwrap_or_else(|e| panic!("{name}: {variant} does not fit the spec: {e}"));
+        fields.extend(keys(&variant));
+        tags.insert(string(variant[tag].clone()));
+    }
+    assert_eq!(SPEC.property_names(name), fields, "{name}: properties");
+    assert_eq!(
+        SPEC.required(name),
+        BTreeSet::from([tag.to_owned()]),
+        "{name}: required"
+    );
+    let in_spec: BTreeSet<String> = as_array(&schema["properties"][tag]["enum"])
+        .iter()
+        .cloned()
+        .map(string)
+        .collect();
+    assert_eq!(in_spec, tags, "{name}.{tag}");
+    SPEC.assert_described(&format!("/components/schemas/{name}"), &tags);
+}
+
+#[test]
+fn tagged_unions_list_every_variant() {
+    // `variants!` makes a new variant break the build until it is sampled here.
+    let _exhaustive = |op: &PlanOp| match op {
+        PlanOp::Add { .. }
+        | PlanOp::Update { .. }
+        | PlanOp::Remove { .. }
+        | PlanOp::Header { .. } => (),
+    };
+    let ops = plan_diff().ops;
+    assert_eq!(ops.len(), 4, "one op of each kind");
+    assert_tagged_union_schema("PlanOp", "op", &ops);
+    let _exhaustive = |action: &UndoAction| match action {
+        UndoAction::Restore { .. } | UndoAction::Reschedule { .. } => (),
+    };
+    let actions = undo_actions();
+    assert_eq!(actions.len(), 2, "one action of each kind");
+    assert_tagged_union_schema("UndoAction", "action", &actions);
+}
+
+#[test]
+fn server_set_activity_fields_are_ignored_in_uploads() {
+    let record_only: BTreeSet<String> = SPEC
+        .property_names("ActivityRecord")
+        .difference(&SPEC.property_names("Activity"))
+        .cloned()
+        .collect();
+    let server_set = BTreeSet::from([
+        "track".to_owned(),
+        "merged_from".to_owned(),
+        "distinct_from".to_owned(),
+        "seq".to_owned(),
+    ]);
+    assert_eq!(record_only, server_set);
+    // A device re-sending a downloaded record: the server's fields are dropped.
+    let mut sent = record(&stored_activity(), 3);
+    as_object_mut(&mut sent).remove("seq");
+    let request = UploadRequest {
+        activities: vec![sent],
+        ..upload_request()
+    };
+    let plan = plan_upload(&request, Utc::now());
+    assert_eq!(plan.errors, vec![], "accepted");
+    match plan.batch.changes.as_slice() {
+        [sync_core::resolve::Change::Activity(taken), ..] => assert_eq!(*taken, activity()),
+        other => panic!("{other:?}"),
+    }
+    let described = SPEC.schema("Activity")["description"]
+        .as_str()
+        .unwrap_or("");
+    for field in ["track", "merged_from", "distinct_from"] {
+        assert!(
+            described.contains(&format!("`{field}`")),
+            "Activity names {field}"
+        );
+    }
 }
 
 /// Every bound the spec gives an item's field is the server's: the values at
@@ -619,27 +1049,46 @@ fn loaded(plan_version: Option<u64>, entities: Vec<(EntityKind, &str, Value)>) -
 
 #[test]
 fn downloaded_entities_are_stored_items_plus_seq() {
-    for (record, item, extra) in [
-        ("ActivityRecord", "Activity", vec!["seq"]),
-        ("DailyMetricRecord", "DailyMetric", vec!["seq"]),
+    // (record, item, the record's extra properties, the required ones among them)
+    for (record, item, extra, required) in [
+        (
+            "ActivityRecord",
+            "Activity",
+            vec!["seq", "track", "merged_from", "distinct_from"],
+            vec!["seq"],
+        ),
+        ("DailyMetricRecord", "DailyMetric", vec!["seq"], vec!["seq"]),
         (
             "PlanAdjustmentRecord",
             "PlanAdjustment",
+            vec!["seq", "status", "applied_in_version"],
             vec!["seq", "status"],
         ),
+        (
+            "ConflictLogRecord",
+            "ConflictRecord",
+            vec!["seq"],
+            vec!["seq"],
+        ),
+        (
+            "ConflictEntry",
+            "ConflictRecord",
+            vec!["undoable"],
+            vec!["undoable"],
+        ),
     ] {
-        let with = |mut set: BTreeSet<String>| {
+        let with = |mut set: BTreeSet<String>, extra: &[&str]| {
             set.extend(extra.iter().map(|s| s.to_string()));
             set
         };
         assert_eq!(
             SPEC.property_names(record),
-            with(SPEC.property_names(item)),
+            with(SPEC.property_names(item), &extra),
             "{record}: properties"
         );
         assert_eq!(
             SPEC.required(record),
-            with(SPEC.required(item)),
+            with(SPEC.required(item), &required),
             "{record}: required"
         );
         // Shared fields have the same constraints (descriptions and the
@@ -673,6 +1122,7 @@ fn downloaded_entities_are_stored_items_plus_seq() {
             minimal(
                 to_json(&Activity {
                     id: Uuid::from_u128(0xA2),
+                    started_at: at("2025-05-30T07:00:00Z"),
                     ..activity()
                 }),
                 "Activity",
@@ -715,37 +1165,67 @@ fn downloaded_entities_are_stored_items_plus_seq() {
     let plan = plan_upload(&request, Utc::now());
     assert_eq!(plan.errors, vec![], "the samples are valid items");
     let device = DeviceId::parse("phone").expect("a valid id");
-    let resolution = plan.resolve(&loaded(Some(23), vec![]), Utc::now(), &device);
-    assert_eq!(resolution.writes.len(), request.item_count());
+    // With a plan (reschedules apply or are superseded) and without one (they wait).
+    let with_plan = loaded(
+        Some(23),
+        vec![(
+            EntityKind::TrainingPlan,
+            "current",
+            to_json(&training_plan()),
+        )],
+    );
     let mut statuses = BTreeSet::new();
     let mut settings = serde_json::Map::new();
-    for (seq, write) in (1..).zip(&resolution.writes) {
-        let mut data = write.data.clone();
-        let schema = match write.key.kind {
-            EntityKind::Activity => "ActivityRecord",
-            EntityKind::DailyMetric => "DailyMetricRecord",
-            EntityKind::PlanAdjustment => {
-                statuses.insert(data["status"].as_str().expect("a status").to_owned());
-                "PlanAdjustmentRecord"
-            }
-            EntityKind::Setting => {
-                let stored: SettingValue = serde_json::from_value(data).expect("a setting");
-                settings.insert(stored.key.as_str().into(), stored.value);
-                continue;
-            }
-            other => panic!("uploads never write {other:?}"),
-        };
-        data["seq"] = json!(seq);
-        SPEC.check(&data, SPEC.schema(schema))
-            .unwrap_or_else(|e| panic!("{schema}: {data}: {e}"));
+    let mut kinds = BTreeSet::new();
+    for stored in [with_plan, loaded(Some(23), vec![])] {
+        let (resolution, errors) = plan.resolve(&stored, Utc::now(), &device);
+        assert_eq!(errors, vec![], "every sample is stored");
+        for (seq, write) in (1..).zip(&resolution.writes) {
+            kinds.insert(write.key.kind);
+            let mut data = write.data.clone();
+            let schema = match write.key.kind {
+                EntityKind::Activity => "ActivityRecord",
+                EntityKind::DailyMetric => "DailyMetricRecord",
+                EntityKind::PlanAdjustment => {
+                    statuses.insert(data["status"].as_str().expect("a status").to_owned());
+                    "PlanAdjustmentRecord"
+                }
+                EntityKind::Conflict => "ConflictLogRecord",
+                EntityKind::TrainingPlan => {
+                    // The moved workout is a PlannedWorkout of the new version.
+                    let plan: TrainingPlan = serde_json::from_value(data.clone()).expect("a plan");
+                    assert!(plan.version > 23, "a reschedule makes a new version");
+                    for workout in as_array(&data["workouts"]) {
+                        SPEC.check(workout, SPEC.schema("PlannedWorkout"))
+                            .unwrap_or_else(|e| panic!("PlannedWorkout: {workout}: {e}"));
+                    }
+                    continue;
+                }
+                EntityKind::Setting => {
+                    let stored: SettingValue = serde_json::from_value(data).expect("a setting");
+                    settings.insert(stored.key.as_str().into(), stored.value);
+                    continue;
+                }
+                other => panic!("uploads never write {other:?}"),
+            };
+            data["seq"] = json!(seq);
+            SPEC.check(&data, SPEC.schema(schema))
+                .unwrap_or_else(|e| panic!("{schema}: {data}: {e}"));
+        }
     }
+    assert!(
+        kinds.contains(&EntityKind::Conflict),
+        "a conflict was logged"
+    );
     SPEC.check(&Value::Object(settings), SPEC.schema("Settings"))
         .expect("downloaded settings fit Settings");
+    let pointer = "/components/schemas/PlanAdjustmentRecord/properties/status";
     assert_eq!(
         statuses,
-        SPEC.known_values("/components/schemas/PlanAdjustmentRecord/properties/status"),
+        SPEC.known_values(pointer),
         "plan adjustment statuses"
     );
+    SPEC.assert_described(pointer, &statuses);
 }
 
 #[test]
@@ -789,6 +1269,11 @@ fn every_item_lands_in_exactly_one_list_and_conflict_rules_are_documented() {
                 &plan_adjustment(Some(23)).id.to_string(),
                 stored_adjustment,
             ),
+            (
+                EntityKind::TrainingPlan,
+                "current",
+                to_json(&training_plan()),
+            ),
         ],
     );
     let mut bad_activity = to_json(&activity());
@@ -797,6 +1282,15 @@ fn every_item_lands_in_exactly_one_list_and_conflict_rules_are_documented() {
         activities: vec![
             to_json(&Activity {
                 duration_s: 1800,
+                ..activity()
+            }),
+            // The manual log of the stored wearable recording.
+            to_json(&Activity {
+                id: Uuid::from_u128(0xA3),
+                source: ActivitySource::Manual,
+                started_at: at("2025-05-31T07:02:00Z"),
+                source_device: None,
+                external_id: None,
                 ..activity()
             }),
             bad_activity,
@@ -821,11 +1315,11 @@ fn every_item_lands_in_exactly_one_list_and_conflict_rules_are_documented() {
         ..upload_request()
     };
     let plan = plan_upload(&request, now);
-    let resolution = plan.resolve(&stored, now, &device);
+    let (resolution, processing_errors) = plan.resolve(&stored, now, &device);
     let response = UploadResponse {
         accepted: resolution.accepted,
         conflicts: resolution.conflicts,
-        processing_errors: plan.errors.clone(),
+        processing_errors,
         server_timestamp: now,
     };
     assert_eq!(
@@ -847,6 +1341,13 @@ fn every_item_lands_in_exactly_one_list_and_conflict_rules_are_documented() {
         "conflict resolutions"
     );
     SPEC.assert_described(pointer, &resolutions);
+    let rules: BTreeSet<String> = all_conflict_rules()
+        .into_iter()
+        .map(|r| r.as_str().to_owned())
+        .collect();
+    assert_eq!(resolutions, rules, "every rule is met above");
+    // Every conflict names its log entry.
+    assert!(response.conflicts.iter().all(|c| c.conflict_id.is_some()));
 }
 
 // ------------------------------------------------------------------ enums
@@ -899,8 +1400,62 @@ fn enums_are_spelled_as_serde_spells_them() {
     );
     assert_enum(
         "ItemType",
-        &variants!(ItemType: Activity, DailyMetric, SettingsChange, PlanAdjustment),
+        &variants!(ItemType: Activity, DailyMetric, SettingsChange, PlanAdjustment, TrainingPlan, CalculatedMetrics, Alert, AlertWithdrawal, CoachNote),
     );
+    SPEC.assert_described(
+        "/components/schemas/ItemType",
+        &as_array(&SPEC.schema("ItemType")["enum"])
+            .iter()
+            .cloned()
+            .map(string)
+            .collect(),
+    );
+    assert_enum("EntityKind", &EntityKind::ALL);
+    let kinds = variants!(EntityKind: Activity, DailyMetric, Setting, PlanAdjustment, TrainingPlan, CalculatedMetrics, Alert, Conflict, Track);
+    assert_eq!(kinds, EntityKind::ALL, "EntityKind::ALL lists every kind");
+    let priorities: serde_json::Map<String, Value> = kinds
+        .iter()
+        .map(|k| (k.as_str().to_owned(), to_json(&k.priority())))
+        .collect();
+    assert_eq!(
+        SPEC.schema("EntityKind")["x-priorities"],
+        Value::Object(priorities),
+        "EntityKind priorities"
+    );
+    let levels: BTreeSet<String> = variants!(Priority: Low, Medium, High)
+        .iter()
+        .map(to_json)
+        .map(string)
+        .collect();
+    SPEC.assert_described("/components/schemas/EntityKind", &levels);
+    assert_enum("ConflictRule", &all_conflict_rules());
+    for rule in all_conflict_rules() {
+        assert_eq!(to_json(&rule), json!(rule.as_str()), "{rule:?}");
+    }
+    assert_enum(
+        "ConflictStatus",
+        &variants!(ConflictStatus: Resolved, Undone),
+    );
+    assert_enum(
+        "TombstoneReason",
+        &variants!(TombstoneReason: MergedDuplicate, Withdrawn),
+    );
+    assert_enum(
+        "WorkoutType",
+        &variants!(WorkoutType: Easy, Recovery, Tempo, Interval, LongRun, Race, Strength, CrossTraining, Rest),
+    );
+    assert_enum(
+        "ReferenceKind",
+        &variants!(ReferenceKind: Exercise, ZoneFormula, Article),
+    );
+    for name in ["ConflictRule", "TombstoneReason"] {
+        let values = as_array(&SPEC.schema(name)["enum"])
+            .iter()
+            .cloned()
+            .map(string)
+            .collect();
+        SPEC.assert_described(&format!("/components/schemas/{name}"), &values);
+    }
     assert_enum("FieldErrorCode", &all_field_error_codes());
     for code in all_field_error_codes() {
         assert_eq!(to_json(&code), json!(code.as_str()), "{code:?}");
@@ -919,6 +1474,10 @@ fn enums_are_spelled_as_serde_spells_them() {
         .find(|p| p["name"] == "network")
         .expect("a network parameter");
     assert_eq!(schema_ref(network), "Network");
+}
+
+fn all_conflict_rules() -> Vec<ConflictRule> {
+    variants!(ConflictRule: ObjectiveFieldsKept, DuplicateActivityMerged, SupersededByAdaptivePlan, SupersededByNewerWrite, SupersededByNewerCheckIn)
 }
 
 fn all_field_error_codes() -> Vec<FieldErrorCode> {
@@ -1006,6 +1565,52 @@ fn error_responses_are_what_error_reply_sends() {
             Some("Conflict"),
         ),
         (
+            ApiError::NotFound {
+                code: "conflict_not_found",
+                message: "x".into(),
+                field: Some("conflict_id"),
+            },
+            Some("ConflictNotFound"),
+        ),
+        (
+            ApiError::Conflict {
+                code: "resolution_outdated",
+                message: "x".into(),
+            },
+            Some("UndoRefused"),
+        ),
+        (
+            ApiError::Conflict {
+                code: "undo_not_applicable",
+                message: "x".into(),
+            },
+            Some("UndoRefused"),
+        ),
+        (
+            ApiError::Gone {
+                code: "undo_expired",
+                message: "x".into(),
+                field: Some("conflict_id"),
+            },
+            Some("UndoExpired"),
+        ),
+        (
+            ApiError::NotFound {
+                code: "track_not_found",
+                message: "x".into(),
+                field: Some("activity_id"),
+            },
+            Some("TrackNotFound"),
+        ),
+        (
+            ApiError::NotFound {
+                code: "reference_not_found",
+                message: "x".into(),
+                field: Some("version"),
+            },
+            Some("ReferenceNotFound"),
+        ),
+        (
             ApiError::PayloadTooLarge {
                 code: "body_too_large",
                 message: "x".into(),
@@ -1044,7 +1649,8 @@ fn error_responses_are_what_error_reply_sends() {
     let mut seen = BTreeSet::new();
     for (error, component) in cases {
         let reply = error_reply(&error, Utc::now());
-        let body: Value = serde_json::from_str(&reply.body).expect("JSON");
+        let body: Value =
+            serde_json::from_str(reply.json_text().expect("a JSON reply")).expect("JSON");
         SPEC.check(&body, SPEC.schema("ErrorBody"))
             .unwrap_or_else(|e| panic!("{body}: {e}"));
         serde_json::from_value::<ErrorBody>(body.clone()).expect("an ErrorBody");
@@ -1078,6 +1684,109 @@ fn error_responses_are_what_error_reply_sends() {
     assert_eq!(seen, known, "ErrorDetail.code lists exactly the codes sent");
 }
 
+/// Every `code: "..."` literal in `dir`'s Rust sources, recursively.
+fn code_literals(dir: &std::path::Path, found: &mut BTreeSet<String>) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("an entry").path();
+        if path.is_dir() {
+            code_literals(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).expect("readable");
+            for rest in text.split("code: \"").skip(1) {
+                if let Some((code, _)) = rest.split_once('"') {
+                    found.insert(code.to_owned());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_error_code_the_code_can_send_is_documented() {
+    let mut in_code = BTreeSet::new();
+    code_literals(
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/src")),
+        &mut in_code,
+    );
+    let http = SPEC.known_values("/components/schemas/ErrorDetail/properties/code");
+    let ingest_only: BTreeSet<String> =
+        as_array(&SPEC.doc["info"]["x-ingest"]["ingest_only_error_codes"])
+            .iter()
+            .cloned()
+            .map(string)
+            .collect();
+    assert!(
+        http.is_disjoint(&ingest_only),
+        "ingest-only codes are not HTTP codes"
+    );
+    let documented: BTreeSet<String> = http.union(&ingest_only).cloned().collect();
+    let undocumented: Vec<&String> = in_code.difference(&documented).collect();
+    assert!(
+        undocumented.is_empty(),
+        "undocumented error codes: {undocumented:?}"
+    );
+    let ingest_source = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/src/ingest.rs"
+    ))
+    .expect("ingest.rs");
+    let text = SPEC.doc["info"]["description"].as_str().unwrap_or("");
+    for code in &ingest_only {
+        assert!(
+            ingest_source.contains(&format!("code: \"{code}\"")),
+            "{code} is an ingest answer"
+        );
+        assert!(
+            text.contains(&format!("`{code}`")),
+            "info.description names {code}"
+        );
+    }
+}
+
+#[test]
+fn the_ingest_outline_is_the_ingest_code() {
+    let x = &SPEC.doc["info"]["x-ingest"];
+    assert_eq!(x["max_items"], json!(limits::MAX_INGEST_ITEMS));
+    let user_data = IngestEvent::UserData(IngestRequest {
+        user_id: "user-1".into(),
+        ingest_id: Uuid::from_u128(9),
+        training_plan: Some(to_json(&training_plan())),
+        calculated_metrics: None,
+        alerts: vec![],
+        withdrawn_alerts: vec![],
+        coach_notes: vec![],
+        activities: vec![],
+    });
+    let _exhaustive = |event: &IngestEvent| match event {
+        IngestEvent::UserData(_) | IngestEvent::ReferenceData(_) => (),
+    };
+    let types: Vec<Value> = [user_data, IngestEvent::ReferenceData(reference_snapshot())]
+        .iter()
+        .map(|event| to_json(event)["type"].clone())
+        .collect();
+    assert_eq!(x["event_types"], Value::Array(types.clone()));
+    // The prose names every event type and every list of a user_data event.
+    let text = SPEC.doc["info"]["description"].as_str().unwrap_or("");
+    let request = to_json(&IngestRequest {
+        user_id: "u".into(),
+        ingest_id: Uuid::from_u128(9),
+        training_plan: None,
+        calculated_metrics: None,
+        alerts: vec![],
+        withdrawn_alerts: vec![],
+        coach_notes: vec![],
+        activities: vec![],
+    });
+    let fields: Vec<String> = keys(&request).into_iter().collect();
+    for word in types.into_iter().map(string).chain(fields) {
+        assert!(
+            text.contains(&format!("`{word}`")),
+            "info.description names `{word}`"
+        );
+    }
+    assert!(text.contains(&format!("at most {} items", limits::MAX_INGEST_ITEMS)));
+}
+
 #[test]
 fn every_response_has_the_documented_headers() {
     let reply = error_reply(&ApiError::unknown_session(), Utc::now());
@@ -1087,7 +1796,10 @@ fn every_response_has_the_documented_headers() {
     assert_eq!(small.headers()["cache-control"], "no-store");
     assert!(small.headers().get("content-encoding").is_none());
     let mut large = reply;
-    large.body = serde_json::to_string(&json!({"padding": "x".repeat(512)})).expect("JSON");
+    large.body = sync_core::http::Reply::raw(
+        serde_json::to_string(&json!({"padding": "x".repeat(512)})).expect("JSON"),
+    )
+    .body;
     let large = into_response(large, true, 0);
     assert_eq!(large.headers()["content-encoding"], "gzip");
     assert!(matches!(large.body(), Body::Binary(_)));
@@ -1114,6 +1826,7 @@ fn limits_are_the_code_limits() {
     let expected = json!({
         "max_body_bytes": limits::MAX_BODY_BYTES,
         "max_batch_items": limits::MAX_BATCH_ITEMS,
+        "max_ingest_items": limits::MAX_INGEST_ITEMS,
         "default_download_limit": limits::DEFAULT_DOWNLOAD_LIMIT,
         "max_download_limit": limits::MAX_DOWNLOAD_LIMIT,
         "max_notes_chars": limits::MAX_NOTES_CHARS,
@@ -1123,6 +1836,8 @@ fn limits_are_the_code_limits() {
         "idempotency_in_progress_seconds": limits::IDEMPOTENCY_IN_PROGRESS_SECS,
         "max_client_clock_skew_seconds": limits::MAX_CLIENT_CLOCK_SKEW_SECS,
         "status_recent_sessions": limits::STATUS_RECENT_SESSIONS,
+        "undo_window_hours": UNDO_WINDOW_HOURS,
+        "inactive_device_days": INACTIVE_DEVICE_DAYS,
     });
     assert_eq!(*x, expected);
 
@@ -1136,6 +1851,8 @@ fn limits_are_the_code_limits() {
         format!("{} hours", limits::SESSION_TTL_SECS / 3600),
         format!("{} days", limits::IDEMPOTENCY_TTL_SECS / (24 * 3600)),
         format!("{} seconds", limits::IDEMPOTENCY_IN_PROGRESS_SECS),
+        format!("{} hours with", UNDO_WINDOW_HOURS),
+        format!("silent for {} days", INACTIVE_DEVICE_DAYS),
     ] {
         assert!(
             text.contains(&phrase),
@@ -1152,6 +1869,12 @@ fn limits_are_the_code_limits() {
         json!({"type": "integer", "minimum": 1, "maximum": limits::MAX_DOWNLOAD_LIMIT,
                "default": limits::DEFAULT_DOWNLOAD_LIMIT})
     );
+    // `/sync/conflicts` pages with the same `limit` parameter.
+    let conflicts_limit = as_array(&SPEC.doc["paths"]["/sync/conflicts"]["get"]["parameters"])
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .expect("a limit parameter");
+    assert_eq!(conflicts_limit["schema"], limit["schema"]);
     for list in [
         "activities",
         "daily_metrics",
@@ -1198,6 +1921,16 @@ fn parses_as(schema: &str, example: &Value) -> Result<(), String> {
         "CompleteResponse" => parse::<CompleteResponse>(example),
         "StatusResponse" => parse::<StatusResponse>(example),
         "ErrorBody" => parse::<ErrorBody>(example),
+        "ConflictsResponse" => parse::<ConflictsResponse>(example),
+        "UndoResponse" => parse::<UndoResponse>(example),
+        "ReferenceCurrent" => parse::<ReferenceCurrent>(example),
+        "ReferenceSnapshot" => {
+            let snapshot: ReferenceSnapshot =
+                serde_json::from_value(example.clone()).map_err(|e| e.to_string())?;
+            validate_item::<ReferenceSnapshot>(to_json(&snapshot), Utc::now())
+                .map(drop)
+                .map_err(|e| e.message)
+        }
         _ => Ok(()),
     }
 }
@@ -1207,13 +1940,30 @@ fn examples_fit_their_schemas_and_types() {
     fn walk(node: &Value, at: &str, found: &mut usize) {
         if let (Some(example), Some(schema)) = (node.get("example"), node.get("schema")) {
             *found += 1;
-            SPEC.check(example, schema)
-                .unwrap_or_else(|e| panic!("the example at {at}: {e}"));
-            if let Some(name) = schema["$ref"].as_str() {
-                let name = name.rsplit('/').next().unwrap_or(name);
-                parses_as(name, example)
-                    .unwrap_or_else(|e| panic!("the example at {at} is no {name}: {e}"));
-            }
+            // One schema, or `oneOf` several: the example fits (and parses as) one.
+            let candidates: Vec<&Value> = match schema.get("oneOf") {
+                Some(list) => as_array(list).iter().collect(),
+                None => vec![schema],
+            };
+            let fits: Vec<String> = candidates
+                .iter()
+                .map(|candidate| {
+                    SPEC.check(example, candidate)?;
+                    match candidate["$ref"].as_str() {
+                        Some(name) => {
+                            let name = name.rsplit('/').next().unwrap_or(name);
+                            parses_as(name, example).map_err(|e| format!("no {name}: {e}"))
+                        }
+                        None => Ok(()),
+                    }
+                })
+                .filter_map(Result::err)
+                .collect();
+            assert!(
+                fits.len() < candidates.len(),
+                "the example at {at}: {}",
+                fits.join("; ")
+            );
         }
         match node {
             Value::Object(map) => map
@@ -1228,7 +1978,7 @@ fn examples_fit_their_schemas_and_types() {
     }
     let mut found = 0;
     walk(&SPEC.doc, "", &mut found);
-    assert!(found >= 18, "only {found} examples found");
+    assert!(found >= 30, "only {found} examples found");
 }
 
 // ------------------------------------------------------------------ the checker

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use serde_json::json;
 use sync_core::auth::Verifier;
-use sync_core::clock::SystemClock;
+use sync_core::clock::ManualClock;
 use sync_core::config::Config;
 use sync_core::handlers::dispatch;
 use sync_core::state::AppState;
@@ -24,10 +24,11 @@ async fn state_with_storage_down() -> AppState {
         ..config("trainsync-down")
     };
     let store = DynamoStore::from_config(&config).await;
+    // The test context's clock, so its tokens are valid here.
     AppState::new(
         Arc::new(store),
         Verifier::new(&config.auth),
-        Arc::new(SystemClock),
+        Arc::new(ManualClock::new(trainsync_tests::test_epoch())),
     )
 }
 
@@ -48,6 +49,14 @@ async fn every_endpoint_answers_503_with_retry_after_when_storage_is_down() {
         get_request("/sync/download", Some(&token), &[]),
         post_request("/sync/complete", Some(&token), json!({"sync_id": sync_id, "status": "success"}).to_string()),
         get_request("/sync/status", Some(&token), &[]),
+        get_request("/sync/conflicts", Some(&token), &[]),
+        post_request(
+            &format!("/sync/conflicts/{}/undo", Uuid::now_v7()),
+            Some(&token),
+            "{}".to_owned(),
+        ),
+        get_request(&format!("/sync/tracks/{}", Uuid::new_v4()), Some(&token), &[]),
+        get_request("/reference/current", Some(&token), &[]),
     ];
     for request in requests {
         let path = request.uri().path().to_owned();

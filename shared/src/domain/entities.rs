@@ -24,11 +24,27 @@ pub enum EntityKind {
     CalculatedMetrics,
     /// An alert or notification raised by the backend.
     Alert,
+    /// An automatic conflict resolution the user can review and undo (PRD 5.3).
+    Conflict,
+    /// A GPS track ready to fetch from `/sync/tracks/{activity_id}`.
+    Track,
+}
+
+/// How urgently a change must reach a device (PRD 7.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// Static content and media: deferred on cellular.
+    Low,
+    /// Backend recommendations: plan, metrics, alerts, coach's notes.
+    Medium,
+    /// The user's own data.
+    High,
 }
 
 impl EntityKind {
     /// Every kind, in a stable order.
-    pub const ALL: [EntityKind; 7] = [
+    pub const ALL: [EntityKind; 9] = [
         EntityKind::Activity,
         EntityKind::DailyMetric,
         EntityKind::Setting,
@@ -36,7 +52,24 @@ impl EntityKind {
         EntityKind::TrainingPlan,
         EntityKind::CalculatedMetrics,
         EntityKind::Alert,
+        EntityKind::Conflict,
+        EntityKind::Track,
     ];
+
+    /// How urgently changes of this kind travel (PRD 7.3).
+    pub fn priority(self) -> Priority {
+        match self {
+            EntityKind::Activity
+            | EntityKind::DailyMetric
+            | EntityKind::Setting
+            | EntityKind::PlanAdjustment
+            | EntityKind::Conflict => Priority::High,
+            EntityKind::TrainingPlan | EntityKind::CalculatedMetrics | EntityKind::Alert => {
+                Priority::Medium
+            }
+            EntityKind::Track => Priority::Low,
+        }
+    }
 
     /// The kind's wire and key name.
     pub fn as_str(self) -> &'static str {
@@ -48,6 +81,8 @@ impl EntityKind {
             EntityKind::TrainingPlan => "training_plan",
             EntityKind::CalculatedMetrics => "calculated_metrics",
             EntityKind::Alert => "alert",
+            EntityKind::Conflict => "conflict",
+            EntityKind::Track => "track",
         }
     }
 
@@ -67,6 +102,8 @@ impl EntityKind {
             EntityKind::DailyMetric => "daily_metrics_updated".into(),
             EntityKind::Setting => "settings_updated".into(),
             EntityKind::PlanAdjustment => "plan_adjustments_updated".into(),
+            EntityKind::Conflict => "conflicts_new".into(),
+            EntityKind::Track => "tracks_available".into(),
         }
     }
 }
@@ -128,6 +165,77 @@ pub struct Activity {
     pub feeling: Option<u8>,
     /// Manual log or wearable recording.
     pub source: ActivitySource,
+    /// The recording device, e.g. `"Garmin Forerunner 265"` (wearable data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_device: Option<String>,
+    /// The wearable platform's id of the recording (re-imports match on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Set by the server: the GPS track's summary, fetched in full from `/sync/tracks/{id}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track: Option<TrackRef>,
+    /// Set by the server: ids of duplicate logs merged into this record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<Uuid>,
+    /// Set by the server: activities the user said are not duplicates of this one (an undone merge).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub distinct_from: Vec<Uuid>,
+}
+
+/// A stored GPS track, as an activity refers to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackRef {
+    /// Number of points.
+    pub points: u32,
+    /// Size of the binary track in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the binary track (hex); also its `ETag`.
+    pub sha256: String,
+    /// Path to fetch it from.
+    pub url: String,
+}
+
+/// What an entity's state becomes when it is removed: the change log carries
+/// it to every device, which then drops its copy (or re-points it to `replaced_by`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    /// Always `true`.
+    pub deleted: bool,
+    /// Why it was removed.
+    pub reason: TombstoneReason,
+    /// The id that now stands for it (a merged duplicate's survivor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<String>,
+}
+
+impl Tombstone {
+    /// A tombstone for `reason`.
+    pub fn new(reason: TombstoneReason, replaced_by: Option<String>) -> Self {
+        Self {
+            deleted: true,
+            reason,
+            replaced_by,
+        }
+    }
+
+    /// Reads a stored state as a tombstone, if it is one.
+    pub fn of(data: &serde_json::Value) -> Option<Tombstone> {
+        if data.get("deleted") != Some(&serde_json::Value::Bool(true)) {
+            return None;
+        }
+        serde_json::from_value(data.clone()).ok()
+    }
+}
+
+/// Why an entity was removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TombstoneReason {
+    /// A duplicate merged into another record (`replaced_by`).
+    MergedDuplicate,
+    /// An alert the backend withdrew.
+    Withdrawn,
 }
 
 /// A daily check-in; one per user and date.

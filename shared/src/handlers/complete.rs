@@ -9,6 +9,7 @@ use crate::error::ApiError;
 use crate::http::{Reply, json_request};
 use crate::limits::MAX_NOTES_CHARS;
 use crate::protocol::{CompleteRequest, CompleteResponse, CompleteStatus};
+use crate::retention;
 use crate::state::AppState;
 use crate::store::{CompleteOutcome, Completion, DeviceVisit, SessionState};
 use crate::validation::FieldErrorCode;
@@ -58,6 +59,12 @@ pub(super) async fn complete(
         ..DeviceVisit::at(caller.device_id.clone(), now)
     };
     state.store.record_visit(&caller.user_id, &visit).await?;
+    if closed_now && request.cursor.is_some() {
+        // An acknowledgement may release history; trimming failures only delay it.
+        if let Err(e) = retention::trim(state.store.as_ref(), &caller.user_id, now).await {
+            tracing::warn!(error = %e, "change-log trim failed");
+        }
+    }
     let session = match outcome {
         CompleteOutcome::Closed(session) => session,
         CompleteOutcome::AlreadyClosed(session) => {

@@ -3,8 +3,11 @@
 
 mod check;
 mod complete;
+mod conflicts;
 mod download;
+mod reference;
 mod status;
+mod tracks;
 mod upload;
 
 use http::Method;
@@ -33,27 +36,45 @@ pub enum Endpoint {
     Complete,
     /// `GET /sync/status`
     Status,
+    /// `GET /sync/conflicts`
+    Conflicts,
+    /// `POST /sync/conflicts/{conflict_id}/undo`
+    ConflictUndo,
+    /// `GET /sync/tracks/{activity_id}`
+    Track,
+    /// `GET /reference/{version}` (`current` or a number)
+    Reference,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 5] = [
+    pub const ALL: [Endpoint; 9] = [
         Endpoint::Check,
         Endpoint::Upload,
         Endpoint::Download,
         Endpoint::Complete,
         Endpoint::Status,
+        Endpoint::Conflicts,
+        Endpoint::ConflictUndo,
+        Endpoint::Track,
+        Endpoint::Reference,
     ];
 
     /// Its HTTP method.
     pub fn method(self) -> Method {
         match self {
-            Endpoint::Download | Endpoint::Status => Method::GET,
-            _ => Method::POST,
+            Endpoint::Download
+            | Endpoint::Status
+            | Endpoint::Conflicts
+            | Endpoint::Track
+            | Endpoint::Reference => Method::GET,
+            Endpoint::Check | Endpoint::Upload | Endpoint::Complete | Endpoint::ConflictUndo => {
+                Method::POST
+            }
         }
     }
 
-    /// Its path.
+    /// Its path; `{name}` segments are path parameters (API Gateway's syntax).
     pub fn path(self) -> &'static str {
         match self {
             Endpoint::Check => "/sync/check",
@@ -61,14 +82,53 @@ impl Endpoint {
             Endpoint::Download => "/sync/download",
             Endpoint::Complete => "/sync/complete",
             Endpoint::Status => "/sync/status",
+            Endpoint::Conflicts => "/sync/conflicts",
+            Endpoint::ConflictUndo => "/sync/conflicts/{conflict_id}/undo",
+            Endpoint::Track => "/sync/tracks/{activity_id}",
+            Endpoint::Reference => "/reference/{version}",
         }
     }
+
+    /// Whether a request path matches this endpoint's path pattern.
+    pub fn matches(self, path: &str) -> bool {
+        let mut pattern = self.path().split('/');
+        let mut actual = path.trim_end_matches('/').split('/');
+        loop {
+            match (pattern.next(), actual.next()) {
+                (None, None) => return true,
+                (Some(p), Some(a)) if p.starts_with('{') && !a.is_empty() => {}
+                (Some(p), Some(a)) if p == a => {}
+                _ => return false,
+            }
+        }
+    }
+}
+
+/// The value of path parameter `name` (e.g. `activity_id`) of `endpoint` in `req`'s path.
+pub fn path_param(req: &Request, endpoint: Endpoint, name: &str) -> Option<String> {
+    let wanted = format!("{{{name}}}");
+    endpoint
+        .path()
+        .split('/')
+        .zip(req.uri().path().split('/'))
+        .find(|(p, _)| *p == wanted)
+        .map(|(_, actual)| actual.to_owned())
 }
 
 /// Routes `req` by method and path, then handles it; unknown routes get a JSON 404/405.
 pub async fn dispatch(state: &AppState, req: Request) -> Response<Body> {
     let path = req.uri().path().trim_end_matches('/').to_owned();
-    match Endpoint::ALL.into_iter().find(|e| e.path() == path) {
+    // Several endpoints may share a path pattern with other methods; prefer the method's own.
+    let candidates: Vec<Endpoint> = Endpoint::ALL
+        .into_iter()
+        .filter(|e| e.matches(&path))
+        .collect();
+    let chosen = candidates
+        .iter()
+        .copied()
+        .find(|e| e.method() == req.method())
+        .or_else(|| candidates.first().copied());
+    match chosen {
         Some(endpoint) => handle(state, endpoint, req).await,
         None => {
             let error = ApiError::NoRoute {
@@ -124,6 +184,10 @@ async fn run(state: &AppState, endpoint: Endpoint, req: Request) -> Result<Reply
         Endpoint::Download => download::download(state, &caller, &req).await,
         Endpoint::Complete => complete::complete(state, &caller, &req).await,
         Endpoint::Status => status::status(state, &caller).await,
+        Endpoint::Conflicts => conflicts::list(state, &caller, &req).await,
+        Endpoint::ConflictUndo => conflicts::undo(state, &caller, &req).await,
+        Endpoint::Track => tracks::track(state, &caller, &req).await,
+        Endpoint::Reference => reference::reference(state, &caller, &req).await,
     }
 }
 

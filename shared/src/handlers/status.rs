@@ -40,6 +40,13 @@ pub(super) async fn status(state: &AppState, caller: &Caller) -> Result<Reply, A
         .iter()
         .filter(|s| s.state == SessionState::Open)
         .count() as u32;
+    // PRD 11.1 conflict rate: the share of recent sessions whose uploads met a conflict rule.
+    let with_conflicts = sessions.iter().filter(|s| s.conflicts > 0).count();
+    let conflict_rate = if sessions.is_empty() {
+        0.0
+    } else {
+        with_conflicts as f64 / sessions.len() as f64
+    };
     let recent_sessions = sessions
         .into_iter()
         .map(|s| SessionStatus {
@@ -50,6 +57,7 @@ pub(super) async fn status(state: &AppState, caller: &Caller) -> Result<Reply, A
             completed_at: s.completed_at,
             error: s.error,
             uploads: s.uploads,
+            conflicts: s.conflicts,
         })
         .collect();
     Ok(Reply::json(&StatusResponse {
@@ -59,6 +67,7 @@ pub(super) async fn status(state: &AppState, caller: &Caller) -> Result<Reply, A
         devices,
         recent_sessions,
         open_sessions,
+        conflict_rate,
         server_timestamp: now,
     }))
 }

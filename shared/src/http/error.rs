@@ -61,6 +61,16 @@ pub fn error_reply(error: &ApiError, now: DateTime<Utc>) -> Reply {
             message.clone(),
             field.map(str::to_owned),
         ),
+        ApiError::Gone {
+            code,
+            message,
+            field,
+        } => (
+            StatusCode::GONE,
+            *code,
+            message.clone(),
+            field.map(str::to_owned),
+        ),
         ApiError::NoRoute {
             wrong_method: true, ..
         } => (

@@ -6,5 +6,5 @@ mod request;
 mod response;
 
 pub use error::error_reply;
-pub use request::{bearer_header, json_body, json_request, query_param};
-pub use response::{Reply, into_response};
+pub use request::{bearer_header, json_body, json_request, limit_param, query_param};
+pub use response::{Reply, ReplyBody, into_response};

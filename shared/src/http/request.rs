@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::compression::{DecodeError, decode_body};
 use crate::error::ApiError;
 use crate::idempotency::body_hash;
-use crate::limits::MAX_BODY_BYTES;
+use crate::limits::{DEFAULT_DOWNLOAD_LIMIT, MAX_BODY_BYTES, MAX_DOWNLOAD_LIMIT};
 use crate::validation::{FieldErrorCode, parse_json, parse_json_bytes};
 
 fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
@@ -24,6 +24,32 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters_ref()
         .and_then(|q| q.first(name))
         .map(str::to_owned)
+}
+
+/// The `limit` query parameter: a page size in 1..=[`MAX_DOWNLOAD_LIMIT`], default [`DEFAULT_DOWNLOAD_LIMIT`].
+pub fn limit_param(req: &Request) -> Result<u32, ApiError> {
+    parse_limit(query_param(req, "limit"))
+}
+
+fn parse_limit(raw: Option<String>) -> Result<u32, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(DEFAULT_DOWNLOAD_LIMIT);
+    };
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::bad_request(
+            "limit",
+            FieldErrorCode::InvalidType,
+            "limit must be a whole number",
+        ));
+    }
+    match raw.parse::<u32>() {
+        Ok(n) if (1..=MAX_DOWNLOAD_LIMIT).contains(&n) => Ok(n),
+        _ => Err(ApiError::bad_request(
+            "limit",
+            FieldErrorCode::OutOfRange,
+            format!("limit must be between 1 and {MAX_DOWNLOAD_LIMIT}"),
+        )),
+    }
 }
 
 /// The request body as JSON: checks content type, size, gzip and syntax.
@@ -84,4 +110,18 @@ pub fn json_request<T: DeserializeOwned>(req: &Request) -> Result<(T, String), A
     let hash = body_hash(&body);
     let parsed = parse_json(body).map_err(ApiError::BadRequest)?;
     Ok((parsed, hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_checked() {
+        assert_eq!(parse_limit(None).unwrap(), DEFAULT_DOWNLOAD_LIMIT);
+        assert_eq!(parse_limit(Some("5".into())).unwrap(), 5);
+        assert!(parse_limit(Some("0".into())).is_err());
+        assert!(parse_limit(Some("100000".into())).is_err());
+        assert!(parse_limit(Some("ten".into())).is_err());
+    }
 }

@@ -7,12 +7,16 @@
 //! order is commit order and a cursor over it never skips a change.
 
 pub mod dynamo;
+mod reference;
+mod tracks;
 mod types;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{SyncId, SyncRequestId, UserId};
+pub use reference::ReferenceStore;
+pub use tracks::{TrackBlob, TrackInfo, TrackPart, TrackRange, TrackStore, WHOLE_TRACK};
 pub use types::*;
 
 /// A storage failure.
@@ -41,7 +45,7 @@ impl StoreError {
 
 /// What sync asks of storage. All methods are scoped to one user's data.
 #[async_trait]
-pub trait SyncStore: Send + Sync + std::fmt::Debug {
+pub trait SyncStore: TrackStore + ReferenceStore + Send + Sync + std::fmt::Debug {
     /// The user's head (an empty head for a new user); a strongly consistent single read.
     async fn head(&self, user: &UserId) -> Result<Head, StoreError>;
 
@@ -106,13 +110,35 @@ pub trait SyncStore: Send + Sync + std::fmt::Debug {
         t: DateTime<Utc>,
     ) -> Result<Option<u64>, StoreError>;
 
-    /// Current entity states after the key `after`, in key order, at most `limit`.
-    async fn snapshot_page(
+    /// A page of one kind's current states (a Query on the user's partition).
+    async fn entities_of_kind(
         &self,
         user: &UserId,
-        after: Option<&EntityKey>,
-        limit: u32,
+        query: KindQuery<'_>,
     ) -> Result<SnapshotPage, StoreError>;
+
+    /// Activities (not tombstones) whose start lies in `from..=to`, with
+    /// their start times, ordered by start then id (an index query).
+    async fn activities_started_between(
+        &self,
+        user: &UserId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, EntityKey)>, StoreError>;
+
+    /// A stored plan version (the base of a plan diff), if still kept.
+    async fn plan_version(
+        &self,
+        user: &UserId,
+        version: u64,
+    ) -> Result<Option<serde_json::Value>, StoreError>;
+
+    /// The change log's retention floor: entries below it are trimmed (0: none).
+    async fn log_floor(&self, user: &UserId) -> Result<u64, StoreError>;
+
+    /// Trims change-log entries below `target` (at most `max` of them per
+    /// call) and raises the floor; returns the floor now in force.
+    async fn trim_log(&self, user: &UserId, target: u64, max: u64) -> Result<u64, StoreError>;
 
     /// Records a device's visit (first/last seen, cursors, last sync).
     async fn record_visit(&self, user: &UserId, seen: &DeviceVisit) -> Result<(), StoreError>;

@@ -128,6 +128,8 @@ pub struct Commit {
     pub request: Option<RequestCompletion>,
     /// The session the writes belong to (its upload count goes up).
     pub session: Option<SyncId>,
+    /// Conflicts this commit resolved (counted on the session: conflict rate per sync).
+    pub conflicts: u32,
     /// The device visit to record.
     pub visit: Option<DeviceVisit>,
 }
@@ -163,10 +165,25 @@ pub struct ChangePage {
 /// A page of current entity states.
 #[derive(Debug, Clone, Default)]
 pub struct SnapshotPage {
-    /// Entities in key order.
+    /// Entities in the order asked for.
     pub entities: Vec<StoredEntity>,
     /// The key to continue after, when more remain.
     pub next: Option<EntityKey>,
+}
+
+/// A range query over the current states of one entity kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindQuery<'a> {
+    /// The kind.
+    pub kind: EntityKind,
+    /// Only ids at or above this (string order: dates, UUID v7 times).
+    pub from_id: Option<&'a str>,
+    /// Continue after this id (a page's `next`).
+    pub after_id: Option<&'a str>,
+    /// Highest ids first.
+    pub descending: bool,
+    /// Page size.
+    pub limit: u32,
 }
 
 /// Outcome of claiming an idempotency key.
@@ -233,6 +250,8 @@ pub struct Session {
     pub error: Option<String>,
     /// Uploads committed in it.
     pub uploads: u32,
+    /// Conflicts resolved in its uploads.
+    pub conflicts: u32,
     /// The `sync_request_id` and body hash of the completing request.
     pub completed_by: Option<(String, String)>,
 }

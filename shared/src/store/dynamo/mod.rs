@@ -4,7 +4,9 @@
 mod keys;
 pub mod metrics;
 mod records;
+mod reference;
 pub mod schema;
+mod tracks;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,8 +18,8 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    AttributeValue, DeleteRequest, KeysAndAttributes, Put, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
 };
 use aws_smithy_types::retry::{ErrorKind, ProvideErrorKind};
 use chrono::{DateTime, Utc};
@@ -186,6 +188,7 @@ fn session_from(record: SessionRecord) -> Result<Session, StoreError> {
         completed_at: record.completed_at,
         error: record.error,
         uploads: record.uploads,
+        conflicts: record.conflicts,
         completed_by: record.completed_by_request.zip(record.completed_by_hash),
     })
 }
@@ -485,57 +488,15 @@ impl SyncStore for DynamoStore {
 
     async fn load(&self, user: &UserId, keys: &[EntityKey]) -> Result<Loaded, StoreError> {
         let pk = user_pk(user);
-        let mut wanted = KeysAndAttributes::builder()
-            .consistent_read(true)
-            .keys(key_of(&pk, HEAD_SK));
-        for key in keys {
-            wanted = wanted.keys(key_of(&pk, entity_sk(key)));
-        }
-        let mut request_items = HashMap::from([(
-            self.table.clone(),
-            wanted
-                .build()
-                .map_err(|e| StoreError::Other(e.to_string()))?,
-        )]);
+        let all: Vec<Item> = std::iter::once(key_of(&pk, HEAD_SK))
+            .chain(keys.iter().map(|key| key_of(&pk, entity_sk(key))))
+            .collect();
         let mut loaded = Loaded::default();
-        // BatchGetItem may return part of the keys as unprocessed; ask again for those.
-        for attempt in 0..8 {
-            let out = self
-                .client
-                .batch_get_item()
-                .set_request_items(Some(request_items))
-                .send()
-                .await
-                .map_err(store_error)?;
-            for item in out
-                .responses
-                .unwrap_or_default()
-                .remove(&self.table)
-                .unwrap_or_default()
-            {
-                let sk = item
-                    .get("sk")
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                if sk == HEAD_SK {
-                    loaded.head = head_from(from_item(item)?)?;
-                } else {
-                    let entity = entity_from(from_item(item)?);
-                    loaded.entities.insert(entity.key.clone(), entity);
-                }
-            }
-            match out.unprocessed_keys.filter(|u| !u.is_empty()) {
-                Some(rest) => {
-                    request_items = rest;
-                    tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
-                }
-                None => return Ok(loaded),
-            }
+        // BatchGetItem takes at most 100 keys; the head comes with the first batch.
+        for batch in all.chunks(BATCH_GET_MAX_KEYS) {
+            self.batch_get_into(batch, &mut loaded).await?;
         }
-        Err(StoreError::Unavailable(
-            "batch read kept returning unprocessed keys".into(),
-        ))
+        Ok(loaded)
     }
 
     async fn commit(&self, user: &UserId, commit: &Commit) -> Result<CommitOutcome, StoreError> {
@@ -560,6 +521,7 @@ impl SyncStore for DynamoStore {
                 let entity = EntityRecord {
                     pk: pk.clone(),
                     sk: entity_sk(&write.key),
+                    lsi1sk: activity_index(write),
                     entity: write.key.kind.as_str().to_owned(),
                     kind: write.key.kind,
                     id: write.key.id.clone(),
@@ -592,6 +554,32 @@ impl SyncStore for DynamoStore {
                         .put(
                             put(to_item(&change)?)
                                 .condition_expression("attribute_not_exists(pk)")
+                                .build()
+                                .map_err(build)?,
+                        )
+                        .build(),
+                ));
+            }
+            for write in &commit.writes {
+                let Some(version) = plan_version_of(write) else {
+                    continue;
+                };
+                let record = PlanVersionRecord {
+                    pk: pk.clone(),
+                    sk: plan_version_sk(version),
+                    entity: "plan_version".into(),
+                    version,
+                    plan: write.data.clone(),
+                    ttl: (commit.at + chrono::Duration::days(PLAN_VERSION_RETENTION_DAYS))
+                        .timestamp(),
+                };
+                actions.push((
+                    Role::Data,
+                    TransactWriteItem::builder()
+                        .put(
+                            Put::builder()
+                                .table_name(&self.table)
+                                .set_item(Some(to_item(&record)?))
                                 .build()
                                 .map_err(build)?,
                         )
@@ -644,11 +632,12 @@ impl SyncStore for DynamoStore {
             let update = Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key_of(&pk, session_sk(sync_id))))
-                .update_expression("ADD uploads :one")
+                .update_expression("ADD uploads :one, conflicts :conflicts")
                 .condition_expression("attribute_exists(pk) AND #state = :open AND #ttl > :now")
                 .expression_attribute_names("#state", "state")
                 .expression_attribute_names("#ttl", "ttl")
                 .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":conflicts", n(commit.conflicts))
                 .expression_attribute_values(":open", s(SessionState::Open.as_str()))
                 .expression_attribute_values(":now", n(commit.at.timestamp()))
                 .build()
@@ -780,26 +769,29 @@ impl SyncStore for DynamoStore {
             .and_then(|sk| parse_change_sk(sk)))
     }
 
-    async fn snapshot_page(
+    async fn entities_of_kind(
         &self,
         user: &UserId,
-        after: Option<&EntityKey>,
-        limit: u32,
+        query: KindQuery<'_>,
     ) -> Result<SnapshotPage, StoreError> {
         let pk = user_pk(user);
-        let mut query = self
+        let key = |id: &str| entity_sk(&EntityKey::new(query.kind, id));
+        // Every id sorts below `~` (UUIDs, dates, setting keys, `current`).
+        let mut request = self
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
             .expression_attribute_values(":pk", s(&pk))
-            .expression_attribute_values(":prefix", s(ENTITY_PREFIX))
+            .expression_attribute_values(":lo", s(key(query.from_id.unwrap_or(""))))
+            .expression_attribute_values(":hi", s(key("~")))
+            .scan_index_forward(!query.descending)
             .consistent_read(true)
-            .limit(limit as i32);
-        if let Some(after) = after {
-            query = query.set_exclusive_start_key(Some(key_of(&pk, entity_sk(after))));
+            .limit(query.limit as i32);
+        if let Some(after) = query.after_id {
+            request = request.set_exclusive_start_key(Some(key_of(&pk, key(after))));
         }
-        let out = query.send().await.map_err(store_error)?;
+        let out = request.send().await.map_err(store_error)?;
         let mut entities = Vec::new();
         for item in out.items.unwrap_or_default() {
             entities.push(entity_from(from_item(item)?));
@@ -810,6 +802,109 @@ impl SyncStore for DynamoStore {
                 .and_then(|sk| parse_entity_sk(sk))
         });
         Ok(SnapshotPage { entities, next })
+    }
+
+    async fn activities_started_between(
+        &self,
+        user: &UserId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, EntityKey)>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(schema::LSI1)
+                .key_condition_expression("pk = :pk AND lsi1sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(user_pk(user)))
+                .expression_attribute_values(":from", s(activity_at_sk(from, "")))
+                .expression_attribute_values(":to", s(activity_at_sk(to, "~")))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_error)?;
+            for item in out.items.unwrap_or_default() {
+                let index_key = item.get(schema::LSI1_SK).and_then(|v| v.as_s().ok());
+                let entity = item.get("sk").and_then(|v| v.as_s().ok());
+                if let (Some(at), Some(key)) = (
+                    index_key.and_then(|k| parse_activity_at_sk(k)),
+                    entity.and_then(|sk| parse_entity_sk(sk)),
+                ) {
+                    found.push((at, key));
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+
+    async fn plan_version(
+        &self,
+        user: &UserId,
+        version: u64,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let item = self
+            .get_item(&user_pk(user), &plan_version_sk(version))
+            .await?;
+        Ok(match item {
+            Some(item) => Some(from_item::<PlanVersionRecord>(item)?.plan),
+            None => None,
+        })
+    }
+
+    async fn log_floor(&self, user: &UserId) -> Result<u64, StoreError> {
+        Ok(match self.get_item(&user_pk(user), LOG_FLOOR_SK).await? {
+            Some(item) => from_item::<LogFloorRecord>(item)?.floor,
+            None => 0,
+        })
+    }
+
+    async fn trim_log(&self, user: &UserId, target: u64, max: u64) -> Result<u64, StoreError> {
+        let pk = user_pk(user);
+        let floor = self.log_floor(user).await?;
+        let new_floor = target.min(floor.saturating_add(max));
+        if new_floor <= floor {
+            return Ok(floor);
+        }
+        // Delete first, then raise the floor: an interrupted trim is redone, never leaks.
+        let deletes = (floor.max(1)..new_floor)
+            .map(|seq| {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(key_of(&pk, change_sk(seq))))
+                    .build()
+                    .map_err(|e| StoreError::Other(e.to_string()))?;
+                Ok((0, WriteRequest::builder().delete_request(delete).build()))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        self.write_all(deletes).await?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&pk, LOG_FLOOR_SK)))
+            .update_expression("SET floor = :floor, entity = :entity")
+            .condition_expression("attribute_not_exists(floor) OR floor < :floor")
+            .expression_attribute_values(":floor", n(new_floor))
+            .expression_attribute_values(":entity", s("log_floor"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(new_floor),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
+            {
+                self.log_floor(user).await
+            }
+            Err(err) => Err(store_error(err)),
+        }
     }
 
     async fn record_visit(&self, user: &UserId, seen: &DeviceVisit) -> Result<(), StoreError> {
@@ -864,7 +959,113 @@ impl SyncStore for DynamoStore {
     }
 }
 
+/// Keys DynamoDB accepts in one `BatchGetItem`.
+const BATCH_GET_MAX_KEYS: usize = 100;
+
+/// Requests DynamoDB accepts in one `BatchWriteItem`.
+const BATCH_WRITE_MAX_ITEMS: usize = 25;
+/// Payload bytes per `BatchWriteItem` (its limit is 16 MB after base64 of binary values).
+const BATCH_WRITE_MAX_BYTES: usize = 8 * 1024 * 1024;
+/// Attempts at a batch whose items DynamoDB keeps leaving unprocessed.
+const BATCH_WRITE_ATTEMPTS: u32 = 8;
+
 impl DynamoStore {
+    /// Writes (puts or deletes) `requests`, each with its payload size, in
+    /// `BatchWriteItem` calls of at most 25 items and 8 MiB, retrying what
+    /// DynamoDB leaves unprocessed.
+    pub(super) async fn write_all(
+        &self,
+        requests: Vec<(usize, WriteRequest)>,
+    ) -> Result<(), StoreError> {
+        let mut requests = requests.into_iter().peekable();
+        while requests.peek().is_some() {
+            let mut batch = Vec::new();
+            let mut batch_bytes = 0;
+            while let Some((size, _)) = requests.peek() {
+                if batch.len() == BATCH_WRITE_MAX_ITEMS
+                    || (!batch.is_empty() && batch_bytes + size > BATCH_WRITE_MAX_BYTES)
+                {
+                    break;
+                }
+                batch_bytes += size;
+                batch.extend(requests.next().map(|(_, r)| r));
+            }
+            let mut attempt = 0;
+            while !batch.is_empty() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, batch)
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                batch = out
+                    .unprocessed_items
+                    .and_then(|mut left| left.remove(&self.table))
+                    .unwrap_or_default();
+                if !batch.is_empty() {
+                    attempt += 1;
+                    if attempt >= BATCH_WRITE_ATTEMPTS {
+                        return Err(StoreError::Unavailable(format!(
+                            "{} items left unprocessed by BatchWriteItem",
+                            batch.len()
+                        )));
+                    }
+                    contention_backoff(attempt).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `keys` (head and entity items) with strongly consistent batch reads into `loaded`.
+    async fn batch_get_into(&self, keys: &[Item], loaded: &mut Loaded) -> Result<(), StoreError> {
+        let wanted = KeysAndAttributes::builder()
+            .consistent_read(true)
+            .set_keys(Some(keys.to_vec()))
+            .build()
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        let mut request_items = HashMap::from([(self.table.clone(), wanted)]);
+        // BatchGetItem may return part of the keys as unprocessed; ask again for those.
+        for attempt in 0..8 {
+            let out = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(request_items))
+                .send()
+                .await
+                .map_err(store_error)?;
+            for item in out
+                .responses
+                .unwrap_or_default()
+                .remove(&self.table)
+                .unwrap_or_default()
+            {
+                let sk = item
+                    .get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                if sk == HEAD_SK {
+                    loaded.head = head_from(from_item(item)?)?;
+                } else {
+                    let entity = entity_from(from_item(item)?);
+                    loaded.entities.insert(entity.key.clone(), entity);
+                }
+            }
+            match out.unprocessed_keys.filter(|u| !u.is_empty()) {
+                Some(rest) => {
+                    request_items = rest;
+                    tokio::time::sleep(std::time::Duration::from_millis(10 << attempt)).await;
+                }
+                None => return Ok(()),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "batch read kept returning unprocessed keys".into(),
+        ))
+    }
+
     async fn get_item(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
@@ -910,6 +1111,35 @@ impl DynamoStore {
     }
 }
 
+/// How long stored plan versions stay available as diff bases.
+pub const PLAN_VERSION_RETENTION_DAYS: i64 = 90;
+
+/// An activity state's index key (none for tombstones and other kinds).
+fn activity_index(write: &EntityWrite) -> Option<String> {
+    if write.key.kind != crate::domain::EntityKind::Activity
+        || crate::domain::Tombstone::of(&write.data).is_some()
+    {
+        return None;
+    }
+    let started_at = write
+        .data
+        .get("started_at")
+        .and_then(|v| serde_json::from_value::<DateTime<Utc>>(v.clone()).ok())?;
+    Some(activity_at_sk(started_at, &write.key.id))
+}
+
+/// The version of a training-plan write.
+fn plan_version_of(write: &EntityWrite) -> Option<u64> {
+    (write.key.kind == crate::domain::EntityKind::TrainingPlan)
+        .then(|| {
+            write
+                .data
+                .get("version")
+                .and_then(serde_json::Value::as_u64)
+        })
+        .flatten()
+}
+
 fn head_from(record: HeadRecord) -> Result<Head, StoreError> {
     Ok(Head {
         seq: record.seq,
@@ -932,6 +1162,7 @@ fn session_record(pk: &str, session: &Session) -> SessionRecord {
         completed_at: session.completed_at,
         error: session.error.clone(),
         uploads: session.uploads,
+        conflicts: session.conflicts,
         completed_by_request: session.completed_by.as_ref().map(|c| c.0.clone()),
         completed_by_hash: session.completed_by.as_ref().map(|c| c.1.clone()),
     }

@@ -28,6 +28,15 @@ pub struct HeadRecord {
     pub plan_version: Option<u64>,
 }
 
+/// The change log's retention floor: entries below `floor` are trimmed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogFloorRecord {
+    pub pk: String,
+    pub sk: String,
+    pub entity: String,
+    pub floor: u64,
+}
+
 /// A change-log item.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChangeRecord {
@@ -49,12 +58,26 @@ pub struct ChangeRecord {
 pub struct EntityRecord {
     pub pk: String,
     pub sk: String,
+    /// Activities only (sparse index): `ACT#<started_at>#<id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lsi1sk: Option<String>,
     pub entity: String,
     pub kind: EntityKind,
     pub id: String,
     pub seq: u64,
     pub updated_at: DateTime<Utc>,
     pub data: Value,
+}
+
+/// A stored plan version (kept for plan diffs; expires with `ttl`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanVersionRecord {
+    pub pk: String,
+    pub sk: String,
+    pub entity: String,
+    pub version: u64,
+    pub plan: Value,
+    pub ttl: i64,
 }
 
 /// A session item.
@@ -74,6 +97,8 @@ pub struct SessionRecord {
     pub error: Option<String>,
     #[serde(default)]
     pub uploads: u32,
+    #[serde(default)]
+    pub conflicts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_by_request: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
