@@ -51,6 +51,43 @@ pub async fn claim(
     }
 }
 
+/// What [`once`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Once<T> {
+    /// The request was processed before: its stored response.
+    Replay(String),
+    /// Processed now.
+    Done(T),
+}
+
+/// Runs a request at most once per `key`: claims the key, runs `process`
+/// with the claim token (which must complete the claim in its commit), and
+/// frees the claim when `process` fails so a retry is processed rather than
+/// told "in progress".
+pub async fn once<T, Fut>(
+    store: &dyn SyncStore,
+    user: &UserId,
+    key: SyncRequestId,
+    hash: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    process: impl FnOnce(String) -> Fut,
+) -> Result<Once<T>, ApiError>
+where
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let token = match claim(store, user, key, hash, now).await? {
+        Claim::Replay(body) => return Ok(Once::Replay(body)),
+        Claim::Process(token) => token,
+    };
+    let result = process(token.clone()).await;
+    if result.is_err()
+        && let Err(e) = store.release_request(user, key, &token).await
+    {
+        tracing::warn!(error = %e, "could not release idempotency claim; it lapses by itself");
+    }
+    result.map(Once::Done)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ use crate::domain::{
     UserId,
 };
 use crate::error::ApiError;
-use crate::idempotency::{Claim, body_hash, claim};
+use crate::idempotency::{Once, body_hash, once};
 use crate::limits::{IDEMPOTENCY_TTL_SECS, MAX_INGEST_ITEMS};
 use crate::merge::Origin;
 use crate::plan::TrainingPlan;
@@ -321,19 +321,18 @@ pub async fn ingest(state: &AppState, request: &IngestRequest) -> Result<String,
     let hash = body_hash(&serde_json::to_value(request).unwrap_or(Value::Null));
     let key = SyncRequestId(request.ingest_id);
     let store = state.store.as_ref();
-    let token = match claim(store, &user, key, &hash, now).await? {
-        Claim::Replay(body) => return Ok(body),
-        Claim::Process(token) => token,
-    };
-    let result = process(state, &user, request, key, &token, &hash, now).await;
-    if result.is_err()
-        && let Err(e) = store.release_request(&user, key, &token).await
-    {
-        tracing::warn!(error = %e, "could not release ingest claim; it lapses by itself");
+    let (user, hash) = (&user, hash.as_str());
+    let outcome = once(store, user, key, hash, now, |token| async move {
+        process(state, user, request, key, &token, hash, now).await
+    })
+    .await?;
+    match outcome {
+        Once::Replay(body) => Ok(body),
+        Once::Done((body, activities_written)) => {
+            brain::after_commit(state, user, activities_written).await;
+            Ok(body)
+        }
     }
-    let (body, activities_written) = result?;
-    brain::after_commit(state, &user, activities_written).await;
-    Ok(body)
 }
 
 async fn process(

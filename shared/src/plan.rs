@@ -14,7 +14,8 @@ use serde_json::{Map, Value};
 
 use crate::domain::WorkoutId;
 use crate::validation::{
-    FieldError, FieldErrorCode, Validate, check_timestamp, earliest_timestamp,
+    FieldError, FieldErrorCode, Validate, check_timestamp, earliest_timestamp, in_range,
+    opt_in_range,
 };
 
 /// Fewest weeks a plan spans.
@@ -525,13 +526,13 @@ impl Validate for TrainingPlan {
     fn validate(&self, now: DateTime<Utc>) -> Result<(), FieldError> {
         check_timestamp("generated_at", self.generated_at, now)?;
         let latest_start = NaiveDate::from_ymd_opt(2100, 12, 31).expect("valid date");
-        check_range(
+        in_range(
             "starts_on",
             self.starts_on,
             earliest_timestamp().date_naive(),
             latest_start,
         )?;
-        check_range("weeks", self.weeks, MIN_PLAN_WEEKS, MAX_PLAN_WEEKS)?;
+        in_range("weeks", self.weeks, MIN_PLAN_WEEKS, MAX_PLAN_WEEKS)?;
         if self.workouts.len() > MAX_PLAN_WORKOUTS {
             return Err(FieldError::new(
                 "workouts",
@@ -641,33 +642,14 @@ fn check_pace(path: &str, name: &str, pace: Option<PaceRange>) -> Result<(), Fie
     Ok(())
 }
 
-fn check_range<T: PartialOrd + Display>(
-    field: &str,
-    value: T,
-    min: T,
-    max: T,
-) -> Result<(), FieldError> {
-    if value < min || value > max {
-        return Err(FieldError::new(
-            field,
-            FieldErrorCode::OutOfRange,
-            format!("{field} must be between {min} and {max}, got {value}"),
-        ));
-    }
-    Ok(())
-}
-
-fn check_opt_range<T: PartialOrd + Display>(
+fn check_opt_range<T: PartialOrd + Display + Copy>(
     path: &str,
     name: &str,
     value: Option<T>,
     min: T,
     max: T,
 ) -> Result<(), FieldError> {
-    match value {
-        Some(v) if v < min || v > max => check_range(&format!("{path}.{name}"), v, min, max),
-        _ => Ok(()),
-    }
+    opt_in_range(&format!("{path}.{name}"), value, min, max)
 }
 
 fn check_chars(path: &str, name: &str, value: Option<&str>, max: usize) -> Result<(), FieldError> {

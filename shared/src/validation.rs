@@ -158,7 +158,7 @@ pub fn validate_item<T: DeserializeOwned + Validate>(
     Ok(item)
 }
 
-fn in_range<T: PartialOrd + std::fmt::Display>(
+pub(crate) fn in_range<T: PartialOrd + std::fmt::Display>(
     field: &str,
     value: T,
     min: T,
@@ -174,7 +174,7 @@ fn in_range<T: PartialOrd + std::fmt::Display>(
     Ok(())
 }
 
-fn opt_in_range<T: PartialOrd + std::fmt::Display + Copy>(
+pub(crate) fn opt_in_range<T: PartialOrd + std::fmt::Display + Copy>(
     field: &str,
     value: Option<T>,
     min: T,

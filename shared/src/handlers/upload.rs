@@ -11,7 +11,7 @@ use crate::brain;
 use crate::domain::{Activity, DeviceId, SyncId, SyncRequestId};
 use crate::error::ApiError;
 use crate::http::{Reply, json_request};
-use crate::idempotency::{Claim, claim};
+use crate::idempotency::{Once, once};
 use crate::limits::{IDEMPOTENCY_TTL_SECS, MAX_BATCH_ITEMS};
 use crate::merge::Origin;
 use crate::protocol::{ItemType, ProcessingError, UploadRequest, UploadResponse};
@@ -128,25 +128,18 @@ pub(super) async fn upload(
     }
     let now = state.clock.now();
     let key = SyncRequestId(request.sync_request_id);
-    let token = match claim(state.store.as_ref(), &caller.user_id, key, &hash, now).await? {
-        Claim::Replay(body) => return Ok(Reply::raw(body)),
-        Claim::Process(token) => token,
-    };
-    let result = process(state, caller, &request, key, &token, &hash, now).await;
-    if let Ok((_, activities_written)) = &result {
-        brain::after_commit(state, &caller.user_id, *activities_written).await;
-    }
-    if result.is_err() {
-        // Free the key so the client's retry is processed rather than told "in progress".
-        if let Err(e) = state
-            .store
-            .release_request(&caller.user_id, key, &token)
-            .await
-        {
-            tracing::warn!(error = %e, "could not release idempotency claim; it lapses by itself");
+    let (store, request, hash) = (state.store.as_ref(), &request, hash.as_str());
+    let outcome = once(store, &caller.user_id, key, hash, now, |token| async move {
+        process(state, caller, request, key, &token, hash, now).await
+    })
+    .await?;
+    match outcome {
+        Once::Replay(body) => Ok(Reply::raw(body)),
+        Once::Done((reply, activities_written)) => {
+            brain::after_commit(state, &caller.user_id, activities_written).await;
+            Ok(reply)
         }
     }
-    result.map(|(reply, _)| reply)
 }
 
 /// Commits the upload; answers the reply and how many activities it wrote.

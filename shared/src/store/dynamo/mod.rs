@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
@@ -810,38 +811,33 @@ impl SyncStore for DynamoStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<(DateTime<Utc>, EntityKey)>, StoreError> {
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(schema::LSI1)
-                .key_condition_expression("pk = :pk AND lsi1sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(user_pk(user)))
-                .expression_attribute_values(":from", s(activity_at_sk(from, "")))
-                .expression_attribute_values(":to", s(activity_at_sk(to, "~")))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(store_error)?;
-            for item in out.items.unwrap_or_default() {
-                let index_key = item.get(schema::LSI1_SK).and_then(|v| v.as_s().ok());
-                let entity = item.get("sk").and_then(|v| v.as_s().ok());
-                if let (Some(at), Some(key)) = (
-                    index_key.and_then(|k| parse_activity_at_sk(k)),
-                    entity.and_then(|sk| parse_entity_sk(sk)),
-                ) {
-                    found.push((at, key));
-                }
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(found);
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(schema::LSI1)
+            .key_condition_expression("pk = :pk AND lsi1sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(user_pk(user)))
+            .expression_attribute_values(":from", s(activity_at_sk(from, "")))
+            .expression_attribute_values(":to", s(activity_at_sk(to, "~")))
+            .consistent_read(true);
+        let found = self
+            .query_all(query)
+            .await?
+            .iter()
+            .filter_map(|item| {
+                let at = item
+                    .get(schema::LSI1_SK)
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|k| parse_activity_at_sk(k))?;
+                let key = item
+                    .get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|sk| parse_entity_sk(sk))?;
+                Some((at, key))
+            })
+            .collect();
+        Ok(found)
     }
 
     async fn plan_version(
@@ -970,6 +966,28 @@ const BATCH_WRITE_MAX_BYTES: usize = 8 * 1024 * 1024;
 const BATCH_WRITE_ATTEMPTS: u32 = 8;
 
 impl DynamoStore {
+    /// Runs `query` to its end, page after page, and returns every item.
+    pub(super) async fn query_all(
+        &self,
+        query: QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = query
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_error)?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
     /// Writes (puts or deletes) `requests`, each with its payload size, in
     /// `BatchWriteItem` calls of at most 25 items and 8 MiB, retrying what
     /// DynamoDB leaves unprocessed.
@@ -1086,27 +1104,24 @@ impl DynamoStore {
         forward: bool,
         limit: Option<i32>,
     ) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":prefix", s(prefix))
-                .scan_index_forward(forward)
-                .set_limit(limit)
-                .set_exclusive_start_key(start)
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .scan_index_forward(forward);
+        match limit {
+            // One page of at most `limit` items.
+            Some(limit) => Ok(query
+                .limit(limit)
                 .send()
                 .await
-                .map_err(store_error)?;
-            items.extend(out.items.unwrap_or_default());
-            start = out.last_evaluated_key;
-            if start.is_none() || limit.is_some() {
-                return Ok(items);
-            }
+                .map_err(store_error)?
+                .items
+                .unwrap_or_default()),
+            None => self.query_all(query).await,
         }
     }
 }

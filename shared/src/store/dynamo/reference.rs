@@ -19,14 +19,13 @@
 //! same snapshot again. Readers check a reassembled snapshot against its
 //! SHA-256 and treat anything incomplete as absent.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Put, PutRequest, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update, WriteRequest,
+    CancellationReason, Put, PutRequest, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update, WriteRequest,
 };
 use chrono::{DateTime, Utc};
 use serde::de::{SeqAccess, Visitor};
@@ -531,33 +530,22 @@ impl DynamoStore {
         shard: u32,
         consistent: bool,
     ) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", s(reference_shard_pk(shard)))
-                .expression_attribute_values(":prefix", s(reference_chunk_prefix(version)))
-                .consistent_read(consistent)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(store_error)?;
-            items.extend(out.items.unwrap_or_default());
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(items);
-            }
-        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(reference_shard_pk(shard)))
+            .expression_attribute_values(":prefix", s(reference_chunk_prefix(version)))
+            .consistent_read(consistent);
+        self.query_all(query).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
 
     fn chunk_items(blob: &[u8], size: usize) -> Vec<Item> {
         let sha = sha256_hex(blob);
