@@ -8,6 +8,8 @@
 
 pub mod cursor;
 pub mod domain;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod limits;
 pub mod merge;
 pub mod plan;

@@ -7,11 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Days, Duration, NaiveDate, Utc};
 use http::StatusCode;
 use serde_json::{Value, json};
-use sync_core::domain::{UserId, WorkoutId};
-use sync_core::plan::{
-    PaceRange, PlanDiff, PlannedWorkout, StepKind, TrainingPlan, WorkoutStep, WorkoutTargets,
-    WorkoutType, apply,
-};
+use sync_core::domain::UserId;
+use sync_core::fixtures::{step, workout_id};
+use sync_core::plan::{PlanDiff, StepKind, TrainingPlan, WorkoutTargets, WorkoutType, apply};
 use sync_core::store::SyncStore;
 use trainsync_tests::{TestContext, get_request};
 use uuid::Uuid;
@@ -102,86 +100,9 @@ fn json_len(value: &impl serde::Serialize) -> usize {
     serde_json::to_vec(value).expect("serializable").len()
 }
 
-fn workout_id(text: &str) -> WorkoutId {
-    WorkoutId::parse(text).expect("workout id")
-}
-
-fn step(kind: StepKind, duration_s: u32, pace: (u16, u16), zone: u8) -> WorkoutStep {
-    WorkoutStep {
-        kind,
-        duration_s: Some(duration_s),
-        distance_m: None,
-        repeats: None,
-        target_pace_s_per_km: Some(PaceRange {
-            min: pace.0,
-            max: pace.1,
-        }),
-        target_hr_zone: Some(zone),
-        description: Some(format!(
-            "{kind:?} in zone {zone}: stay relaxed, run tall, keep your cadence up"
-        )),
-    }
-}
-
-/// A realistic 8-week plan: six workouts a week (48 in all), 3 to 5 steps
-/// each and a coach note on every workout. Ids are `w-<date>-<type>`.
+/// The shared realistic 8-week plan (version 1), from `starts_on`.
 fn realistic_plan(starts_on: NaiveDate, generated_at: DateTime<Utc>) -> TrainingPlan {
-    let week = [
-        (WorkoutType::Tempo, "Tempo run", 5),
-        (WorkoutType::Easy, "Easy run", 3),
-        (WorkoutType::Interval, "6 x 800 m", 5),
-        (WorkoutType::Recovery, "Recovery jog", 3),
-        (WorkoutType::Strength, "Strength circuit", 4),
-        (WorkoutType::LongRun, "Long run", 4),
-    ];
-    let mut workouts = Vec::new();
-    for w in 0..8u64 {
-        for (d, (workout_type, title, steps)) in week.iter().enumerate() {
-            let day = starts_on + Days::new(w * 7 + d as u64);
-            let name = format!("{workout_type:?}").to_lowercase();
-            let mut structure = vec![step(StepKind::Warmup, 900, (360, 420), 2)];
-            for s in 0..steps - 2 {
-                let kind = if s % 2 == 0 {
-                    StepKind::Work
-                } else {
-                    StepKind::Recovery
-                };
-                let mut work = step(kind, 600 + 60 * s as u32, (270, 300), 4);
-                work.repeats = Some(2);
-                work.distance_m = Some(2000);
-                structure.push(work);
-            }
-            structure.push(step(StepKind::Cooldown, 600, (380, 440), 1));
-            workouts.push(PlannedWorkout {
-                id: workout_id(&format!("w-{day}-{name}")),
-                date: day,
-                workout_type: *workout_type,
-                title: (*title).to_owned(),
-                structure,
-                targets: WorkoutTargets {
-                    duration_s: Some(3600),
-                    distance_m: Some(10_000),
-                    rpe: Some(6),
-                    pace_s_per_km: Some(PaceRange { min: 300, max: 360 }),
-                    hr_zone: Some(3),
-                },
-                coach_note: Some(format!(
-                    "Week {}: keep the first half controlled, fuel before you start, and note how \
-                     your legs feel afterwards so we can adapt the next block accordingly.",
-                    w + 1
-                )),
-            });
-        }
-    }
-    let mut plan = TrainingPlan {
-        version: 1,
-        generated_at,
-        starts_on,
-        weeks: 8,
-        workouts,
-    };
-    plan.normalize();
-    plan
+    sync_core::fixtures::realistic_plan(starts_on, generated_at, 1)
 }
 
 /// Ingests `plan` as the user's new plan; returns the version the server gave it.
