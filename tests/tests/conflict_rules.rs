@@ -672,3 +672,64 @@ async fn scenario_2_in_the_other_order_a_new_plan_replaces_an_applied_reschedule
     let (state, _) = download(&ctx, &phone, None).await;
     assert_eq!(state["training_plan"]["workouts"][0]["title"], "Tempo 30'");
 }
+
+#[tokio::test]
+async fn the_conflict_log_pages_newest_first_and_ends_exactly() {
+    let ctx = TestContext::new().await;
+    let phone = ctx.token(USER, "phone");
+    let tablet = ctx.token(USER, "tablet");
+    let tablet_session = ctx.check(&tablet, USER).await;
+    let phone_session = ctx.check(&phone, USER).await;
+    // Four ties lost by the phone: four conflict-log entries.
+    for key in [
+        "units",
+        "timezone",
+        "notifications_enabled",
+        "goal_race_date",
+    ] {
+        let value = |n: u8| match key {
+            "units" => json!(["metric", "imperial"][n as usize]),
+            "timezone" => json!(["Europe/Berlin", "Europe/Paris"][n as usize]),
+            "notifications_enabled" => json!(n == 0),
+            _ => json!(["2027-04-18", "2027-05-02"][n as usize]),
+        };
+        let change = |n| json!({"settings_changes": [{"key": key, "value": value(n), "changed_at": at(ctx.now())}]});
+        ctx.upload(&tablet, &tablet_session, change(0)).await;
+        let lost = ctx.upload(&phone, &phone_session, change(1)).await.json();
+        assert_eq!(lost["conflicts"].as_array().unwrap().len(), 1, "{lost}");
+    }
+    let first = ctx
+        .get("/sync/conflicts", &phone, &[("limit", "2")])
+        .await
+        .json();
+    let after = first["next_after"]
+        .as_str()
+        .expect("a second page")
+        .to_owned();
+    let second = ctx
+        .get(
+            "/sync/conflicts",
+            &phone,
+            &[("limit", "2"), ("after", &after)],
+        )
+        .await
+        .json();
+    assert!(
+        second.get("next_after").is_none(),
+        "a full last page ends: {second}"
+    );
+    let ids: Vec<String> = [&first, &second]
+        .iter()
+        .flat_map(|p| p["conflicts"].as_array().unwrap().clone())
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut newest_first = ids.clone();
+    newest_first.sort_by(|a, b| b.cmp(a));
+    assert_eq!(ids.len(), 4);
+    assert_eq!(ids, newest_first, "UUID v7 ids: newest first");
+    let bad = ctx
+        .get("/sync/conflicts", &phone, &[("after", "yesterday")])
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.error_field().as_deref(), Some("after"));
+}

@@ -53,7 +53,8 @@ pub(super) async fn list(
         None => None,
         Some(raw) => Some(uuid_param(Some(raw), "after")?.to_string()),
     };
-    let page = state
+    // One entry more than the page, so a full last page is known to be the last.
+    let mut page = state
         .store
         .entities_of_kind(
             &caller.user_id,
@@ -62,10 +63,12 @@ pub(super) async fn list(
                 from_id: None,
                 after_id: after.as_deref(),
                 descending: true,
-                limit,
+                limit: limit + 1,
             },
         )
         .await?;
+    let more = page.entities.len() > limit as usize;
+    page.entities.truncate(limit as usize);
     let now = state.clock.now();
     let conflicts = page
         .entities
@@ -73,8 +76,10 @@ pub(super) async fn list(
         .map(|e| record_of(e).map(|r| entry(r, now)))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Reply::json(&ConflictsResponse {
+        next_after: more
+            .then(|| page.entities.last().map(|e| e.key.id.clone()))
+            .flatten(),
         conflicts,
-        next_after: page.next.map(|k| k.id),
         server_timestamp: now,
     }))
 }
