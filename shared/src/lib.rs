@@ -46,6 +46,8 @@ pub mod lambda;
 #[cfg(feature = "server")]
 pub mod publish;
 #[cfg(feature = "server")]
+pub mod push;
+#[cfg(feature = "server")]
 pub mod resolve;
 #[cfg(feature = "server")]
 pub mod retention;

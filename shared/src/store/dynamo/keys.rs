@@ -31,6 +31,11 @@ pub fn user_pk(user: &UserId) -> String {
     format!("USER#{user}")
 }
 
+/// The user a partition key belongs to (`None` for other partitions).
+pub fn parse_user_pk(pk: &str) -> Option<UserId> {
+    UserId::parse(pk.strip_prefix("USER#")?).ok()
+}
+
 /// A change-log entry's sort key; zero-padded so string order is number order.
 pub fn change_sk(seq: u64) -> String {
     format!("{CHANGE_PREFIX}{seq:020}")

@@ -6,6 +6,7 @@ pub mod metrics;
 mod records;
 mod reference;
 pub mod schema;
+pub mod stream;
 mod tracks;
 
 use std::collections::HashMap;
