@@ -48,6 +48,8 @@ pub mod publish;
 #[cfg(feature = "server")]
 pub mod push;
 #[cfg(feature = "server")]
+pub mod refresh;
+#[cfg(feature = "server")]
 pub mod resolve;
 #[cfg(feature = "server")]
 pub mod retention;
