@@ -13,6 +13,7 @@ pub mod dynamodb_local;
 pub mod gateway;
 pub mod local_config;
 pub mod local_system;
+pub mod push_receiver;
 pub mod shutdown;
 
 /// The repository root (the workspace folder holding `infra/`).

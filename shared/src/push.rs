@@ -83,6 +83,94 @@ pub fn pushes_in(event: Event) -> Vec<StreamAlert> {
         .collect()
 }
 
+/// Where one device's pushes go: an SNS platform endpoint in production, a
+/// push receiver's URL locally.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushTarget {
+    /// The device.
+    pub device_id: String,
+    /// Its push endpoint.
+    pub endpoint: String,
+}
+
+/// Why a push was not delivered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    /// Worth retrying later (throttled, provider down, timeout).
+    #[error("push failed, retry later: {0}")]
+    Retryable(String),
+    /// The endpoint is gone or disabled: drop it until the device registers again.
+    #[error("push endpoint is gone: {0}")]
+    Gone(String),
+    /// Refused for good (a bad payload or endpoint); retrying cannot help.
+    #[error("push refused: {0}")]
+    Rejected(String),
+}
+
+/// Sends one push to one device (SNS mobile push in production; an HTTP
+/// push receiver locally and in tests).
+#[async_trait::async_trait]
+pub trait PushSender: Send + Sync {
+    /// Delivers `message` to `target`.
+    async fn send(&self, target: &PushTarget, message: &PushMessage) -> Result<(), PushError>;
+}
+
+/// What [`HttpPushSender`] posts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushDelivery {
+    /// The device and its endpoint.
+    pub target: PushTarget,
+    /// The push.
+    pub message: PushMessage,
+}
+
+/// [`PushSender`] over HTTP: posts a [`PushDelivery`] as JSON to a push
+/// receiver (the local stand-in for SNS).
+#[derive(Debug, Clone)]
+pub struct HttpPushSender {
+    client: reqwest::Client,
+    url: String,
+}
+
+impl HttpPushSender {
+    /// A sender posting to `url` (e.g. `http://127.0.0.1:9000/push`).
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            client: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+            url: url.into(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl PushSender for HttpPushSender {
+    async fn send(&self, target: &PushTarget, message: &PushMessage) -> Result<(), PushError> {
+        let delivery = PushDelivery {
+            target: target.clone(),
+            message: message.clone(),
+        };
+        let response = self
+            .client
+            .post(&self.url)
+            .json(&delivery)
+            .send()
+            .await
+            .map_err(|e| PushError::Retryable(e.to_string()))?;
+        let status = response.status();
+        match status.as_u16() {
+            200..=299 => Ok(()),
+            404 | 410 => Err(PushError::Gone(format!("receiver answered {status}"))),
+            408 | 429 | 500..=599 => {
+                Err(PushError::Retryable(format!("receiver answered {status}")))
+            }
+            _ => Err(PushError::Rejected(format!("receiver answered {status}"))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
