@@ -746,18 +746,11 @@ impl SyncStore for DynamoStore {
         t: DateTime<Utc>,
     ) -> Result<Option<u64>, StoreError> {
         let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(schema::LSI1)
-            .key_condition_expression("pk = :pk AND lsi1sk BETWEEN :from AND :to")
-            .expression_attribute_values(":pk", s(user_pk(user)))
-            .expression_attribute_values(
-                ":from",
-                s(format!("{CHANGE_AT_PREFIX}{}", sortable_time(t))),
+            .lsi1_between(
+                user,
+                format!("{CHANGE_AT_PREFIX}{}", sortable_time(t)),
+                format!("{CHANGE_AT_PREFIX}~"),
             )
-            .expression_attribute_values(":to", s(format!("{CHANGE_AT_PREFIX}~")))
-            .consistent_read(true)
             .limit(1)
             .send()
             .await
@@ -812,16 +805,7 @@ impl SyncStore for DynamoStore {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<(DateTime<Utc>, EntityKey)>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(schema::LSI1)
-            .key_condition_expression("pk = :pk AND lsi1sk BETWEEN :from AND :to")
-            .expression_attribute_values(":pk", s(user_pk(user)))
-            .expression_attribute_values(":from", s(activity_at_sk(from, "")))
-            .expression_attribute_values(":to", s(activity_at_sk(to, "~")))
-            .consistent_read(true);
+        let query = self.lsi1_between(user, activity_at_sk(from, ""), activity_at_sk(to, "~"));
         let found = self
             .query_all(query)
             .await?
@@ -967,6 +951,29 @@ const BATCH_WRITE_MAX_BYTES: usize = 8 * 1024 * 1024;
 const BATCH_WRITE_ATTEMPTS: u32 = 8;
 
 impl DynamoStore {
+    /// A strongly consistent query of `user`'s `lsi1` entries from `from` to `to`.
+    fn lsi1_between(&self, user: &UserId, from: String, to: String) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(schema::LSI1)
+            .key_condition_expression("pk = :pk AND lsi1sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(user_pk(user)))
+            .expression_attribute_values(":from", s(from))
+            .expression_attribute_values(":to", s(to))
+            .consistent_read(true)
+    }
+
+    /// A query of the items of partition `pk` whose sort key starts with `prefix`.
+    pub(super) fn prefix_query(&self, pk: &str, prefix: &str) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+    }
+
     /// Runs `query` to its end, page after page, and returns every item.
     pub(super) async fn query_all(
         &self,
@@ -1105,14 +1112,7 @@ impl DynamoStore {
         forward: bool,
         limit: Option<i32>,
     ) -> Result<Vec<Item>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":prefix", s(prefix))
-            .scan_index_forward(forward);
+        let query = self.prefix_query(pk, prefix).scan_index_forward(forward);
         match limit {
             // One page of at most `limit` items.
             Some(limit) => Ok(query

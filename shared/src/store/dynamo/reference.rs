@@ -531,12 +531,7 @@ impl DynamoStore {
         consistent: bool,
     ) -> Result<Vec<Item>, StoreError> {
         let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(reference_shard_pk(shard)))
-            .expression_attribute_values(":prefix", s(reference_chunk_prefix(version)))
+            .prefix_query(&reference_shard_pk(shard), &reference_chunk_prefix(version))
             .consistent_read(consistent);
         self.query_all(query).await
     }
