@@ -40,6 +40,23 @@ pub enum Command {
     /// as the sync-ingest Lambda does, and print the JSON answer. Same
     /// environment and local defaults as create-table, plus BRAIN.
     Ingest(IngestArgs),
+    /// Log a device in, as the login service does after checking the user's
+    /// credentials: print its first token pair (24-hour access token and a
+    /// one-use refresh token) as JSON. The device's earlier login stops
+    /// working and a logout of the device is lifted. Same environment as
+    /// ingest, plus JWT_SIGNING_KEY / JWT_SIGNING_KID with RS256.
+    Login(LoginArgs),
+}
+
+/// `trainsync login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The user id.
+    #[arg(long)]
+    pub user: String,
+    /// The device id.
+    #[arg(long)]
+    pub device: String,
 }
 
 /// `trainsync dev-token`.
@@ -128,6 +145,18 @@ pub enum Error {
     /// Ingest failed with an error worth retrying (storage unavailable).
     #[error("ingest failed; retry with the same event: {0}")]
     Ingest(#[source] sync_core::error::ApiError),
+    /// A user or device id is not valid.
+    #[error("--{flag}: {source}")]
+    Id {
+        /// The flag.
+        flag: &'static str,
+        /// Why.
+        #[source]
+        source: sync_core::domain::IdError,
+    },
+    /// The login failed.
+    #[error("login failed: {0}")]
+    Login(#[source] sync_core::error::ApiError),
     /// Ingest refused the event; the answer (printed) says why.
     #[error("ingest refused the event: {code}")]
     Refused {
@@ -152,6 +181,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::DynamodbLocal(args) => run_dynamodb_local(args).await,
         Command::CreateTable(args) => run_create_table(args).await,
         Command::Ingest(args) => run_ingest(args).await,
+        Command::Login(args) => run_login(args).await,
     }
 }
 
@@ -288,6 +318,27 @@ async fn run_ingest(args: IngestArgs) -> Result<(), Error> {
         }),
         None => Ok(()),
     }
+}
+
+async fn run_login(args: LoginArgs) -> Result<(), Error> {
+    use sync_core::domain::{DeviceId, UserId};
+    let user = UserId::parse(args.user).map_err(|source| Error::Id {
+        flag: "user",
+        source,
+    })?;
+    let device = DeviceId::parse(args.device).map_err(|source| Error::Id {
+        flag: "device",
+        source,
+    })?;
+    let state = AppState::from_config(local_config::from_env()?).await?;
+    let pair = sync_core::tokens::login(&state, &user, &device)
+        .await
+        .map_err(Error::Login)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&pair).unwrap_or_default()
+    );
+    Ok(())
 }
 
 /// Prints `error` with its causes to stderr and turns the outcome into an exit code.

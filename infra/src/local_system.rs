@@ -1,16 +1,20 @@
 //! The whole system on one machine: DynamoDB Local (unless an endpoint is
-//! given), the table, the handlers' state and the local gateway.
+//! given), the table, the handlers' state, the local gateway, a push
+//! receiver standing in for SNS, and the stream fan-out (a poller on the
+//! table's stream calling the `alerts-fanout` handler).
 
 use std::future::Future;
 use std::net::SocketAddr;
 
 use chrono::Utc;
-use sync_core::config::{Config, ConfigError};
+use sync_core::config::{Config, ConfigError, PushConfig};
 use sync_core::state::AppState;
 use tokio::net::TcpListener;
 
 use crate::dynamodb_local::{self, DynamoDbLocal, Storage};
 use crate::local_config;
+use crate::push_receiver::PushReceiver;
+use crate::stream_poller::{self, PollerHandle};
 
 /// Errors starting or running the local system.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +39,9 @@ pub enum Error {
     /// The handlers' state could not be built.
     #[error("cannot build the handlers' state: {0}")]
     State(#[from] sync_core::state::StartupError),
+    /// The local push receiver could not listen.
+    #[error("cannot start the local push receiver: {0}")]
+    PushReceiver(#[source] std::io::Error),
     /// The gateway could not listen or serve.
     #[error("gateway on {addr}: {source}")]
     Serve {
@@ -80,6 +87,8 @@ pub struct LocalSystem {
     pub state: AppState,
     /// The DynamoDB Local this process started, if it started one.
     pub dynamodb: Option<DynamoDbLocal>,
+    /// The push receiver pushes go to, unless `PUSH_PROVIDER` names another.
+    pub push_receiver: Option<PushReceiver>,
 }
 
 impl LocalSystem {
@@ -104,11 +113,25 @@ impl LocalSystem {
             }
         };
         create_table(&config).await?;
+        let mut config = config;
+        // Pushes go to a local receiver that logs them, unless configured otherwise.
+        let push_receiver = if config.push == PushConfig::Off
+            && local_config::process_env("PUSH_PROVIDER").is_none()
+        {
+            let receiver = PushReceiver::start().await.map_err(Error::PushReceiver)?;
+            config.push = PushConfig::Http {
+                url: receiver.url(),
+            };
+            Some(receiver)
+        } else {
+            None
+        };
         let state = AppState::from_config(config.clone()).await?;
         Ok(LocalSystem {
             config,
             state,
             dynamodb,
+            push_receiver,
         })
     }
 
@@ -157,36 +180,29 @@ pub async fn create_table(config: &Config) -> Result<(), Error> {
         })
 }
 
-// ---------------------------------------------------------------------------
-// DynamoDB-stream fan-out: PLUG-IN POINT.
-//
-// Deployed, a Lambda consumes the table's DynamoDB stream. Locally a poller
-// will read DynamoDB Local's stream (DescribeTable -> LatestStreamArn,
-// GetShardIterator, GetRecords) and call the same handler code. Implement it
-// in `start_stream_fanout` below: spawn the poller task there and stop it in
-// `StreamFanout::stop`. Nothing else in the local system needs to change.
-// ---------------------------------------------------------------------------
-
-/// The running stream fan-out poller (none yet).
-#[derive(Debug, Default)]
+/// The running stream fan-out: a poller on the table's stream (the same
+/// filter as the deployed event-source mapping) calling the `alerts-fanout`
+/// handler, [`sync_core::fanout::fan_out`].
+#[derive(Debug)]
 pub struct StreamFanout {
-    task: Option<tokio::task::JoinHandle<()>>,
+    poller: PollerHandle,
 }
 
 impl StreamFanout {
     /// Stops the poller and waits for it.
     pub async fn stop(self) {
-        if let Some(task) = self.task {
-            task.abort();
-            let _ = task.await;
-        }
+        self.poller.stop().await;
     }
 }
 
-/// Starts the local DynamoDB-stream fan-out poller. Not implemented yet:
-/// returns a no-op handle (see the plug-in note above).
-pub fn start_stream_fanout(_config: &Config, _state: &AppState) -> StreamFanout {
-    StreamFanout::default()
+/// Starts the local DynamoDB-stream fan-out poller.
+pub fn start_stream_fanout(config: &Config, state: &AppState) -> StreamFanout {
+    let state = state.clone();
+    let poller = stream_poller::spawn(config, move |event| {
+        let state = state.clone();
+        async move { Ok::<_, std::convert::Infallible>(sync_core::fanout::fan_out(&state, event).await) }
+    });
+    StreamFanout { poller }
 }
 
 /// What the local gateway prints once it serves: URL, DynamoDB endpoint,
@@ -219,6 +235,12 @@ pub fn startup_message(system: &LocalSystem, gateway: SocketAddr) -> String {
             hours = local_config::DEV_TOKEN_TTL_HOURS,
         )),
         Err(error) => message.push_str(&format!("  No dev token: {error}\n")),
+    }
+    if let Some(receiver) = &system.push_receiver {
+        message.push_str(&format!(
+            "\nCritical-alert pushes go to the local push receiver at {} and are logged as \"push received\".\n",
+            receiver.url()
+        ));
     }
     message.push_str("\nCtrl-C stops the gateway and DynamoDB Local.");
     message

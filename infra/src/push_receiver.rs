@@ -1,5 +1,5 @@
 //! A tiny push receiver for local runs and tests: the stand-in for SNS mobile
-//! push. It records every delivery `sync_core::push::HttpPushSender` posts,
+//! push. It records every delivery `sync_core::push::HttpPushProvider` posts,
 //! and can be told to fail the next N deliveries (503) to exercise retries.
 
 use std::net::SocketAddr;
@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 struct Shared {
     received: Mutex<Vec<PushDelivery>>,
     fail_next: AtomicU32,
+    disabled: Mutex<Vec<String>>,
 }
 
 /// A running push receiver on loopback.
@@ -58,6 +59,14 @@ impl PushReceiver {
             .unwrap_or_default()
     }
 
+    /// Answers deliveries to `device_id` with 410 from now on (the app was
+    /// uninstalled: SNS reports such an endpoint disabled).
+    pub fn disable(&self, device_id: &str) {
+        if let Ok(mut disabled) = self.shared.disabled.lock() {
+            disabled.push(device_id.to_owned());
+        }
+    }
+
     /// Answers the next `n` deliveries with 503 (a push provider outage).
     pub fn fail_next(&self, n: u32) {
         self.shared.fail_next.store(n, Ordering::SeqCst);
@@ -68,6 +77,13 @@ async fn receive(
     State(shared): State<Arc<Shared>>,
     Json(delivery): Json<PushDelivery>,
 ) -> StatusCode {
+    let disabled = shared
+        .disabled
+        .lock()
+        .is_ok_and(|d| d.contains(&delivery.target.device_id));
+    if disabled {
+        return StatusCode::GONE;
+    }
     let failing = shared
         .fail_next
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -75,6 +91,15 @@ async fn receive(
     if failing {
         return StatusCode::SERVICE_UNAVAILABLE;
     }
+    // The local run's visible proof that a critical alert was pushed.
+    tracing::info!(
+        device_id = %delivery.target.device_id,
+        alert_id = %delivery.message.alert_id,
+        kind = ?delivery.message.kind,
+        title_key = %delivery.message.title_key,
+        seq = delivery.message.seq,
+        "push received"
+    );
     if let Ok(mut received) = shared.received.lock() {
         received.push(delivery);
     }

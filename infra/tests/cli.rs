@@ -257,3 +257,55 @@ async fn ingest_applies_an_event_once_and_the_plan_reads_back() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("refused"));
     std::fs::remove_file(&path).expect("removed");
 }
+
+#[tokio::test]
+async fn login_prints_a_pair_whose_access_token_verifies() {
+    let (endpoint, _local) = dynamodb_endpoint().await;
+    let table = format!(
+        "cli-login-{}",
+        Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    );
+    let status = Command::new(TRAINSYNC)
+        .args(["create-table", "--table", &table])
+        .env("DYNAMODB_ENDPOINT", &endpoint)
+        .stdout(Stdio::null())
+        .status()
+        .expect("create-table runs");
+    assert!(status.success());
+    let login = |user: &str| {
+        Command::new(TRAINSYNC)
+            .args(["login", "--user", user, "--device", "phone"])
+            .env("DYNAMODB_ENDPOINT", &endpoint)
+            .env("TABLE_NAME", &table)
+            .env_remove("JWKS_URL")
+            .env_remove("JWT_SECRET")
+            .output()
+            .expect("trainsync login runs")
+    };
+    let pair = answer(&login("cli-user"));
+    assert_eq!(pair["token_type"], "Bearer");
+    assert_eq!(pair["expires_in"], 86_400);
+    assert!(
+        pair["refresh_token"]
+            .as_str()
+            .is_some_and(|t| sync_core::refresh::RefreshToken::parse(t).is_ok()),
+        "{pair}"
+    );
+    let config = local_config::from_env_with_endpoint(&endpoint).expect("local config");
+    let caller = sync_core::auth::Verifier::new(&config.auth)
+        .verify(
+            Some(&format!(
+                "Bearer {}",
+                pair["access_token"].as_str().unwrap()
+            )),
+            Utc::now(),
+        )
+        .await
+        .expect("the access token verifies");
+    assert_eq!(caller.user_id.as_str(), "cli-user");
+    assert!(caller.login.is_some(), "bound to the login");
+
+    let refused = login("not a user");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--user"));
+}

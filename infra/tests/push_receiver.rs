@@ -3,7 +3,7 @@
 //! error, and nothing is recorded twice.
 
 use sync_core::domain::AlertKind;
-use sync_core::push::{HttpPushSender, PushError, PushMessage, PushSender, PushTarget};
+use sync_core::push::{HttpPushProvider, PushError, PushMessage, PushProvider, PushTarget};
 use trainsync_infra::push_receiver::PushReceiver;
 use uuid::Uuid;
 
@@ -21,7 +21,7 @@ fn message() -> PushMessage {
 #[tokio::test]
 async fn deliveries_arrive_and_an_outage_is_retryable() {
     let receiver = PushReceiver::start().await.expect("a loopback port");
-    let sender = HttpPushSender::new(receiver.url());
+    let sender = HttpPushProvider::new(receiver.url());
     let target = PushTarget {
         device_id: "phone".into(),
         endpoint: "local://phone".into(),
@@ -57,7 +57,7 @@ async fn an_unreachable_receiver_is_retryable() {
         device_id: "phone".into(),
         endpoint: "local://phone".into(),
     };
-    let error = HttpPushSender::new(url)
+    let error = HttpPushProvider::new(url)
         .send(&target, &message())
         .await
         .expect_err("nobody listens");

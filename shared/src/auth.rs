@@ -45,6 +45,10 @@ pub struct Claims {
     /// Not before (epoch seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
+    /// The login (refresh-token family) the token belongs to, when issued by
+    /// [`crate::tokens`]; a device's newer login or logout retires it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// The verified caller.
@@ -54,6 +58,8 @@ pub struct Caller {
     pub user_id: UserId,
     /// From `device_id`.
     pub device_id: DeviceId,
+    /// From `sid`: the login the token was issued under, if any.
+    pub login: Option<uuid::Uuid>,
 }
 
 /// Why a request is not authenticated.
@@ -74,9 +80,21 @@ pub enum AuthError {
     /// The key set could not be fetched (retryable).
     #[error("the token signing keys could not be fetched: {0}")]
     KeysUnavailable(String),
-    /// Minting failed (dev tooling only).
+    /// Minting failed.
     #[error("could not mint a token: {0}")]
     Mint(String),
+    /// The device was logged out (or logged in again): its tokens are refused.
+    #[error("this device was logged out; log in again")]
+    DeviceRevoked,
+    /// Not a refresh token this service issued.
+    #[error("unknown or malformed refresh token")]
+    RefreshInvalid,
+    /// The refresh token was unused for too long.
+    #[error("the refresh token expired; log in again")]
+    RefreshExpired,
+    /// An already used refresh token: the device has been logged out.
+    #[error("this refresh token was already used; the device has been logged out for safety")]
+    RefreshReused,
 }
 
 impl AuthError {
@@ -87,6 +105,10 @@ impl AuthError {
             AuthError::NotBearer | AuthError::Invalid(_) | AuthError::Mint(_) => "invalid_token",
             AuthError::Expired => "token_expired",
             AuthError::KeysUnavailable(_) => "auth_keys_unavailable",
+            AuthError::DeviceRevoked => "device_revoked",
+            AuthError::RefreshInvalid => "invalid_refresh_token",
+            AuthError::RefreshExpired => "refresh_token_expired",
+            AuthError::RefreshReused => "refresh_token_reused",
         }
     }
 }
@@ -207,7 +229,16 @@ impl Verifier {
             UserId::parse(claims.sub).map_err(|e| AuthError::Invalid(format!("sub {e}")))?;
         let device_id = DeviceId::parse(claims.device_id)
             .map_err(|e| AuthError::Invalid(format!("device_id {e}")))?;
-        Ok(Caller { user_id, device_id })
+        let login = claims
+            .sid
+            .map(|sid| uuid::Uuid::parse_str(&sid))
+            .transpose()
+            .map_err(|e| AuthError::Invalid(format!("sid {e}")))?;
+        Ok(Caller {
+            user_id,
+            device_id,
+            login,
+        })
     }
 
     fn decode(&self, token: &str, key: &DecodingKey) -> Result<Claims, AuthError> {
@@ -281,6 +312,7 @@ pub fn mint_hs256_token(
         exp: (issued_at + ttl).timestamp(),
         iat: Some(issued_at.timestamp()),
         nbf: None,
+        sid: None,
     };
     encode(
         &Header::new(Algorithm::HS256),

@@ -16,6 +16,50 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Whether the reference brain recomputes training load (`BRAIN`: `reference`, the default, or `off`).
     pub brain: bool,
+    /// The RS256 key tokens are issued with (`JWT_SIGNING_KEY`, PEM, and
+    /// `JWT_SIGNING_KID`); with HS256 the secret signs.
+    pub signing_key: Option<SigningKey>,
+    /// Where critical-alert pushes go (`PUSH_PROVIDER`).
+    pub push: PushConfig,
+}
+
+/// A private key for issuing RS256 tokens (its public half is in the JWKS).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    /// PKCS#8 or PKCS#1 PEM.
+    pub pem: String,
+    /// The `kid` the JWKS lists it under.
+    pub kid: String,
+}
+
+impl std::fmt::Debug for SigningKey {
+    // Never print the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("pem", &"<redacted>")
+            .field("kid", &self.kid)
+            .finish()
+    }
+}
+
+/// Where pushes go.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PushConfig {
+    /// No pushes (`off`, the default): registrations keep their tokens only.
+    #[default]
+    Off,
+    /// Amazon SNS mobile push (`sns`), one platform application per platform.
+    Sns {
+        /// `SNS_APNS_APPLICATION_ARN`.
+        apns_application_arn: Option<String>,
+        /// `SNS_FCM_APPLICATION_ARN`.
+        fcm_application_arn: Option<String>,
+    },
+    /// An HTTP push receiver (`http`, local runs): `PUSH_RECEIVER_URL`.
+    Http {
+        /// Where deliveries are posted.
+        url: String,
+    },
 }
 
 impl std::fmt::Debug for Config {
@@ -26,6 +70,8 @@ impl std::fmt::Debug for Config {
             .field("region", &self.region)
             .field("auth", &self.auth)
             .field("brain", &self.brain)
+            .field("signing_key", &self.signing_key)
+            .field("push", &self.push)
             .finish()
     }
 }
@@ -153,12 +199,45 @@ impl Config {
                 });
             }
         };
+        let signing_key = match (get("JWT_SIGNING_KEY"), get("JWT_SIGNING_KID")) {
+            (None, None) => None,
+            (Some(pem), Some(kid)) => Some(SigningKey { pem, kid }),
+            (Some(_), None) => return Err(ConfigError::Missing("JWT_SIGNING_KID")),
+            (None, Some(_)) => return Err(ConfigError::Missing("JWT_SIGNING_KEY")),
+        };
+        let push = match get("PUSH_PROVIDER").as_deref() {
+            None | Some("off") => PushConfig::Off,
+            Some("sns") => {
+                let apns_application_arn = get("SNS_APNS_APPLICATION_ARN");
+                let fcm_application_arn = get("SNS_FCM_APPLICATION_ARN");
+                if apns_application_arn.is_none() && fcm_application_arn.is_none() {
+                    return Err(ConfigError::Missing(
+                        "SNS_APNS_APPLICATION_ARN or SNS_FCM_APPLICATION_ARN",
+                    ));
+                }
+                PushConfig::Sns {
+                    apns_application_arn,
+                    fcm_application_arn,
+                }
+            }
+            Some("http") => PushConfig::Http {
+                url: required("PUSH_RECEIVER_URL")?,
+            },
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    var: "PUSH_PROVIDER",
+                    reason: "must be `sns`, `http` or `off`".into(),
+                });
+            }
+        };
         Ok(Config {
             table_name,
             dynamodb_endpoint: get("DYNAMODB_ENDPOINT"),
             region: get("AWS_REGION"),
             auth,
             brain,
+            signing_key,
+            push,
         })
     }
 }
@@ -215,6 +294,40 @@ mod tests {
             Config::from_lookup(lookup(&vars)).unwrap().auth,
             AuthConfig::Rs256Jwks { .. }
         ));
+    }
+
+    #[test]
+    fn push_and_signing_settings_are_checked() {
+        let mut vars = BASE.to_vec();
+        vars.push(("JWT_SECRET", "0123456789abcdef0123456789abcdef"));
+        let config = Config::from_lookup(lookup(&vars)).unwrap();
+        assert_eq!((config.push, config.signing_key), (PushConfig::Off, None));
+        vars.push(("PUSH_PROVIDER", "sns"));
+        assert_eq!(
+            Config::from_lookup(lookup(&vars)),
+            Err(ConfigError::Missing(
+                "SNS_APNS_APPLICATION_ARN or SNS_FCM_APPLICATION_ARN"
+            ))
+        );
+        vars.push((
+            "SNS_FCM_APPLICATION_ARN",
+            "arn:aws:sns:eu-west-1:1:app/GCM/x",
+        ));
+        assert!(matches!(
+            Config::from_lookup(lookup(&vars)).unwrap().push,
+            PushConfig::Sns {
+                apns_application_arn: None,
+                fcm_application_arn: Some(_)
+            }
+        ));
+        vars.push(("JWT_SIGNING_KEY", "-----BEGIN PRIVATE KEY-----"));
+        assert_eq!(
+            Config::from_lookup(lookup(&vars)),
+            Err(ConfigError::Missing("JWT_SIGNING_KID"))
+        );
+        vars.push(("JWT_SIGNING_KID", "k1"));
+        let config = Config::from_lookup(lookup(&vars)).unwrap();
+        assert!(!format!("{config:?}").contains("BEGIN PRIVATE KEY"));
     }
 
     #[test]

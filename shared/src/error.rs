@@ -83,6 +83,9 @@ pub enum ApiError {
         /// The offending field.
         field: Option<&'static str>,
     },
+    /// 503: the push service is unavailable; retry later.
+    #[error("push service unavailable: {0}")]
+    PushUnavailable(String),
     /// 503: storage unavailable or overloaded; retry later.
     #[error("storage unavailable")]
     Unavailable(#[source] StoreError),
@@ -97,6 +100,15 @@ impl From<StoreError> for ApiError {
             ApiError::Unavailable(e)
         } else {
             ApiError::Internal(e)
+        }
+    }
+}
+
+impl From<crate::revocation::GateError> for ApiError {
+    fn from(e: crate::revocation::GateError) -> Self {
+        match e {
+            crate::revocation::GateError::Refused(auth) => ApiError::Unauthorized(auth),
+            crate::revocation::GateError::Store(store) => store.into(),
         }
     }
 }

@@ -54,3 +54,12 @@ pub const MAX_ID_CHARS: usize = 128;
 
 /// Recent sessions listed by `/sync/status`.
 pub const STATUS_RECENT_SESSIONS: i32 = 10;
+
+/// Longest push token accepted (APNs tokens are 64 hex digits, FCM's about 160 characters).
+pub const MAX_PUSH_TOKEN_CHARS: usize = 1024;
+
+/// Longest app or OS version string accepted.
+pub const MAX_VERSION_CHARS: usize = 32;
+
+/// Longest locale tag accepted (BCP 47 tags in practice stay far below).
+pub const MAX_LOCALE_CHARS: usize = 35;

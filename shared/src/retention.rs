@@ -2,6 +2,8 @@
 //! acknowledged it (the cursor each device last quoted to `/sync/complete`);
 //! a device silent for [`INACTIVE_DEVICE_DAYS`] stops holding history back
 //! and, when it returns, re-baselines with a full snapshot (`resync_required`).
+//! A logged-out (revoked) device never holds history back: if it logs in
+//! again it starts from a snapshot.
 //!
 //! Trimming keeps the entry at the floor itself, so a device whose cursor is
 //! just below the floor still continues gap-free.
@@ -26,7 +28,7 @@ pub fn trim_target(devices: &[DeviceRecord], user: &UserId, now: DateTime<Utc>) 
     let active_since = now - Duration::days(INACTIVE_DEVICE_DAYS);
     devices
         .iter()
-        .filter(|d| d.last_seen_at >= active_since)
+        .filter(|d| d.last_seen_at >= active_since && d.revoked_at.is_none())
         .map(|d| {
             d.acknowledged_cursor
                 .as_deref()
@@ -66,6 +68,7 @@ mod tests {
             last_cursor: None,
             last_cursor_seq: None,
             acknowledged_cursor: acknowledged.map(|seq| Cursor::Log { seq }.encode("u")),
+            ..DeviceRecord::default()
         }
     }
 
@@ -80,5 +83,13 @@ mod tests {
         let never_acknowledged = [device("phone", 0, Some(40)), device("new", 0, None)];
         assert_eq!(trim_target(&never_acknowledged, &user, now), Some(0));
         assert_eq!(trim_target(&[device("old", 60, Some(9))], &user, now), None);
+        let logged_out = DeviceRecord {
+            revoked_at: Some(now),
+            ..device("tablet", 0, Some(3))
+        };
+        assert_eq!(
+            trim_target(&[device("phone", 0, Some(40)), logged_out], &user, now),
+            Some(40)
+        );
     }
 }

@@ -4,9 +4,12 @@ use std::sync::Arc;
 
 use crate::auth::Verifier;
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, PushConfig};
+use crate::push::{HttpPushProvider, PushProvider, SnsPushProvider};
+use crate::revocation::DeviceGate;
 use crate::store::SyncStore;
 use crate::store::dynamo::DynamoStore;
+use crate::tokens::TokenIssuer;
 
 /// Why the function could not start.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +30,12 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Whether the reference brain recomputes training load after activities change.
     pub brain: bool,
+    /// Token issuing (login, refresh), when configured.
+    pub tokens: Option<Arc<TokenIssuer>>,
+    /// The push service, when configured.
+    pub push: Option<Arc<dyn PushProvider>>,
+    /// The per-container revocation check.
+    pub gate: Arc<DeviceGate>,
 }
 
 impl AppState {
@@ -37,6 +46,9 @@ impl AppState {
             verifier: Arc::new(verifier),
             clock,
             brain: true,
+            tokens: None,
+            push: None,
+            gate: Arc::default(),
         }
     }
 
@@ -49,6 +61,29 @@ impl AppState {
             Arc::new(SystemClock),
         );
         state.brain = config.brain;
+        state.tokens = TokenIssuer::from_config(&config)?.map(Arc::new);
+        state.push = push_provider(&config).await;
         Ok(state)
+    }
+}
+
+/// The push service `config` names, built once.
+pub async fn push_provider(config: &Config) -> Option<Arc<dyn PushProvider>> {
+    match &config.push {
+        PushConfig::Off => None,
+        PushConfig::Http { url } => Some(Arc::new(HttpPushProvider::new(url.clone()))),
+        PushConfig::Sns {
+            apns_application_arn,
+            fcm_application_arn,
+        } => {
+            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .load()
+                .await;
+            Some(Arc::new(SnsPushProvider::new(
+                aws_sdk_sns::Client::new(&sdk),
+                apns_application_arn.clone(),
+                fcm_application_arn.clone(),
+            )))
+        }
     }
 }

@@ -7,7 +7,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::{Activity, DailyMetric, PlanAdjustment, SettingKey, SettingsChange};
-use crate::limits::{MAX_CLIENT_CLOCK_SKEW_SECS, MAX_ID_CHARS, MAX_NOTES_CHARS};
+use crate::limits::{
+    MAX_CLIENT_CLOCK_SKEW_SECS, MAX_ID_CHARS, MAX_LOCALE_CHARS, MAX_NOTES_CHARS,
+    MAX_PUSH_TOKEN_CHARS, MAX_VERSION_CHARS,
+};
+use crate::protocol::RegisterDeviceRequest;
 
 /// Machine-readable reason a field was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -336,6 +340,43 @@ impl Validate for PlanAdjustment {
     }
 }
 
+/// Checks `text` has 1 to `max` characters, all printable ASCII without spaces
+/// (tokens, versions and locale tags never need more).
+fn check_token_text(field: &str, text: &str, max: usize) -> Result<(), FieldError> {
+    let len = text.chars().count();
+    if len == 0 || len > max {
+        return Err(FieldError::new(
+            field,
+            FieldErrorCode::OutOfRange,
+            format!("{field} must have 1 to {max} characters, got {len}"),
+        ));
+    }
+    if !text.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(FieldError::new(
+            field,
+            FieldErrorCode::InvalidFormat,
+            format!("{field} may only contain printable ASCII characters without spaces"),
+        ));
+    }
+    Ok(())
+}
+
+impl Validate for RegisterDeviceRequest {
+    fn validate(&self, _now: DateTime<Utc>) -> Result<(), FieldError> {
+        if let Some(token) = &self.push_token {
+            check_token_text("push_token", token, MAX_PUSH_TOKEN_CHARS)?;
+        }
+        check_token_text("app_version", &self.app_version, MAX_VERSION_CHARS)?;
+        if let Some(os) = &self.os_version {
+            check_token_text("os_version", os, MAX_VERSION_CHARS)?;
+        }
+        if let Some(locale) = &self.locale {
+            check_token_text("locale", locale, MAX_LOCALE_CHARS)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,5 +519,71 @@ mod tests {
         let err = parse_json_bytes::<Value>(b"{\"a\":").unwrap_err();
         assert_eq!(err.code, FieldErrorCode::InvalidFormat);
         assert!(err.message.starts_with("malformed JSON"));
+    }
+
+    #[test]
+    fn device_registrations_are_checked_field_by_field() {
+        let now = Utc::now();
+        let good = json!({"platform": "ios", "push_token": "a1b2c3", "app_version": "4.2.0",
+            "os_version": "17.4", "network": "wifi", "locale": "de-CH"});
+        let request: RegisterDeviceRequest = validate_item(good.clone(), now).unwrap();
+        assert_eq!(request.platform, crate::protocol::Platform::Ios);
+        for (patch, field, code) in [
+            (
+                json!({"platform": "windows"}),
+                "platform",
+                FieldErrorCode::InvalidValue,
+            ),
+            (
+                json!({"push_token": ""}),
+                "push_token",
+                FieldErrorCode::OutOfRange,
+            ),
+            (
+                json!({"push_token": "x".repeat(MAX_PUSH_TOKEN_CHARS + 1)}),
+                "push_token",
+                FieldErrorCode::OutOfRange,
+            ),
+            (
+                json!({"push_token": "has space"}),
+                "push_token",
+                FieldErrorCode::InvalidFormat,
+            ),
+            (
+                json!({"app_version": 4}),
+                "app_version",
+                FieldErrorCode::InvalidType,
+            ),
+            (
+                json!({"os_version": "1".repeat(MAX_VERSION_CHARS + 1)}),
+                "os_version",
+                FieldErrorCode::OutOfRange,
+            ),
+            (
+                json!({"locale": "de CH"}),
+                "locale",
+                FieldErrorCode::InvalidFormat,
+            ),
+            (
+                json!({"user_id": "someone-else"}),
+                "user_id",
+                FieldErrorCode::UnknownField,
+            ),
+        ] {
+            let mut body = good.clone();
+            for (k, v) in patch.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            let err = validate_item::<RegisterDeviceRequest>(body, now).unwrap_err();
+            assert_eq!((err.field.as_str(), err.code), (field, code), "{patch}");
+        }
+        let mut no_push = good;
+        no_push["push_token"] = Value::Null;
+        assert!(
+            validate_item::<RegisterDeviceRequest>(no_push, now)
+                .unwrap()
+                .push_token
+                .is_none()
+        );
     }
 }

@@ -55,6 +55,8 @@ pub fn config(table: &str) -> Config {
             audience: AUDIENCE.into(),
         },
         brain: true,
+        signing_key: None,
+        push: sync_core::config::PushConfig::Off,
     }
 }
 
@@ -140,6 +142,9 @@ impl TestContext {
         // would add change-log entries to every test; the tests of the brain
         // (and of anything that needs it) switch it on with `state.brain = true`.
         state.brain = false;
+        state.tokens = sync_core::tokens::TokenIssuer::from_config(&config)
+            .expect("token issuer")
+            .map(Arc::new);
         Self {
             table,
             store,
@@ -147,6 +152,16 @@ impl TestContext {
             state,
             counter,
         }
+    }
+
+    /// A fresh context whose "container" has already admitted `user`'s
+    /// `device` once: a device's first call in a container also reads its
+    /// standing (revocation), which tests counting one call's requests exclude.
+    pub async fn with_known_device(user: &str, device: &str) -> Self {
+        let ctx = Self::new().await;
+        let known = ctx.get("/devices", &ctx.token(user, device), &[]).await;
+        assert_eq!(known.status, StatusCode::OK, "the warm-up call");
+        ctx
     }
 
     /// The clock's current time.
@@ -188,6 +203,63 @@ impl TestContext {
             headers: parts.headers,
             bytes,
         }
+    }
+
+    /// A request with any method, an optional JSON body and a bearer token.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> TestResponse {
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(format!("https://api.example.com{path}"))
+            .header("content-type", "application/json");
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        let body = body.map_or(Body::Empty, |b| Body::from(b.to_string()));
+        self.send(builder.body(body).expect("request")).await
+    }
+
+    /// Registers `device` of the token with push token `push_token` (`PUT /devices/{device}`).
+    pub async fn register(
+        &self,
+        token: &str,
+        device: &str,
+        push_token: Option<&str>,
+    ) -> TestResponse {
+        self.request(
+            Method::PUT,
+            &format!("/devices/{device}"),
+            Some(token),
+            Some(&json!({"platform": "ios", "push_token": push_token, "app_version": "4.2.0"})),
+        )
+        .await
+    }
+
+    /// Logs `device` of `user` in as the login service would; returns the token pair.
+    pub async fn login(&self, user: &str, device: &str) -> sync_core::protocol::TokenPair {
+        sync_core::tokens::login(
+            &self.state,
+            &sync_core::domain::UserId::parse(user).expect("user id"),
+            &sync_core::domain::DeviceId::parse(device).expect("device id"),
+        )
+        .await
+        .expect("login")
+    }
+
+    /// `POST /auth/refresh` with `refresh_token`.
+    pub async fn refresh(&self, refresh_token: &str) -> TestResponse {
+        self.request(
+            Method::POST,
+            "/auth/refresh",
+            None,
+            Some(&json!({"refresh_token": refresh_token})),
+        )
+        .await
     }
 
     /// `POST path` with a JSON body and a bearer token.

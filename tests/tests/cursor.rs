@@ -280,9 +280,11 @@ async fn an_incremental_sync_costs_the_same_whatever_the_history() {
         costs[0], costs[1],
         "cost (check, download, status) must not grow with history"
     );
+    // The device's first call in a container also reads its standing
+    // (revocation); later calls within the cache window do not.
     assert_eq!(
         costs[0],
-        (2, 2, 4),
-        "check: head + session; download: query + device; status: 4"
+        (3, 2, 4),
+        "check: device standing + head + session; download: query + device; status: 4"
     );
 }

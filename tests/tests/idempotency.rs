@@ -50,8 +50,9 @@ async fn a_replay_returns_the_same_bytes_without_reprocessing() {
     assert_eq!(replay.bytes, first.bytes, "replay must be byte-for-byte");
     assert_eq!(
         replay.ddb_requests(),
-        1,
-        "a replay is one conditional write, no processing"
+        2,
+        "a replay is one conditional write, no processing (plus re-reading the \
+         device's standing: five minutes outlast the revocation cache)"
     );
     assert_eq!(head_seq(&ctx, &token).await, 2, "nothing applied twice");
 }
@@ -358,8 +359,8 @@ async fn requests_are_counted_per_operation() {
     let after = ctx.counter.by_operation();
     let delta =
         |op: &str| after.get(op).copied().unwrap_or(0) - before.get(op).copied().unwrap_or(0);
-    // check: head + session; upload: claim, batch read, transaction.
-    assert_eq!(delta("GetItem"), 1);
+    // check: device standing + head + session; upload: claim, batch read, transaction.
+    assert_eq!(delta("GetItem"), 2);
     assert_eq!(delta("TransactWriteItems"), 2);
     assert_eq!(delta("PutItem"), 1);
     assert_eq!(delta("BatchGetItem"), 1);

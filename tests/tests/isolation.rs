@@ -712,3 +712,87 @@ async fn conflicts_tracks_and_undo_of_another_user_are_out_of_reach() {
     assert_eq!(track.status, StatusCode::OK);
     assert_eq!(track.bytes, b"track");
 }
+
+#[tokio::test]
+async fn devices_of_another_user_are_out_of_reach() {
+    use http::Method;
+    let ctx = TestContext::new().await;
+    // Both users call their device "phone": ids are per user.
+    let alice = ctx.token("alice", "phone");
+    let bob = ctx.token("bob", "phone");
+    let bob_tablet = ctx.token("bob", "tablet");
+    assert_eq!(
+        ctx.register(&alice, "phone", Some("alice-apns"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        ctx.register(&bob, "phone", Some("bob-apns")).await.status,
+        StatusCode::OK
+    );
+
+    // Bob lists only his own devices.
+    let listed = ctx.get("/devices", &bob_tablet, &[]).await.json();
+    let ids: BTreeSet<String> = listed["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["device_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        ids,
+        BTreeSet::from(["phone".to_owned(), "tablet".to_owned()])
+    );
+    assert!(!listed.to_string().contains("alice"));
+
+    // Bob logging out "phone" logs out his phone, never Alice's.
+    let revoked = ctx
+        .request(Method::DELETE, "/devices/phone", Some(&bob_tablet), None)
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    assert_eq!(
+        ctx.get("/devices", &bob, &[]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let alice_view = ctx.get("/devices", &alice, &[]).await;
+    assert_eq!(alice_view.status, StatusCode::OK);
+    assert_eq!(alice_view.json()["devices"][0]["revoked"], false);
+    // A device Bob does not have is simply not found, whoever else has it.
+    let alices_only = ctx.token("alice", "watch");
+    assert_eq!(
+        ctx.get("/devices", &alices_only, &[]).await.status,
+        StatusCode::OK
+    );
+    let missing = ctx
+        .request(Method::DELETE, "/devices/watch", Some(&bob_tablet), None)
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        ctx.get("/devices", &alices_only, &[]).await.status,
+        StatusCode::OK
+    );
+
+    // Alice's refresh token works only for Alice's device.
+    let login = ctx.login("alice", "tablet").await;
+    let refreshed = ctx.refresh(&login.refresh_token).await;
+    assert_eq!(refreshed.status, StatusCode::OK);
+    let access = refreshed.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mine = ctx.get("/devices", &access, &[]).await.json();
+    assert!(
+        mine["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| ["phone", "tablet", "watch"].contains(&d["device_id"].as_str().unwrap())),
+        "{mine}"
+    );
+    assert_eq!(
+        mine["devices"].as_array().unwrap().len(),
+        3,
+        "alice's phone, watch, tablet"
+    );
+}

@@ -44,6 +44,7 @@ fn claims() -> Claims {
         exp: (now + Duration::hours(1)).timestamp(),
         iat: Some(now.timestamp()),
         nbf: None,
+        sid: None,
     }
 }
 
@@ -121,4 +122,55 @@ async fn an_unreachable_key_set_is_a_retryable_failure() {
         matches!(result, Err(AuthError::KeysUnavailable(_))),
         "{result:?}"
     );
+}
+
+#[tokio::test]
+async fn access_tokens_issued_with_the_signing_key_verify_against_the_key_set() {
+    use sync_core::config::{Config, PushConfig, SigningKey};
+    use sync_core::domain::{DeviceId, UserId};
+    use sync_core::tokens::TokenIssuer;
+    let (url, _) = serve_jwks().await;
+    let mut config = Config {
+        table_name: "t".into(),
+        dynamodb_endpoint: None,
+        region: None,
+        auth: AuthConfig::Rs256Jwks {
+            jwks_url: url.clone(),
+            issuer: "https://issuer.example".into(),
+            audience: "app-client".into(),
+        },
+        brain: false,
+        signing_key: None,
+        push: PushConfig::Off,
+    };
+    assert!(
+        TokenIssuer::from_config(&config).unwrap().is_none(),
+        "RS256 without a signing key issues nothing"
+    );
+    config.signing_key = Some(SigningKey {
+        pem: "not a key".into(),
+        kid: "test-key-1".into(),
+    });
+    assert!(TokenIssuer::from_config(&config).is_err());
+    config.signing_key = Some(SigningKey {
+        pem: PRIVATE_KEY.into(),
+        kid: "test-key-1".into(),
+    });
+    let issuer = TokenIssuer::from_config(&config).unwrap().unwrap();
+    let login = uuid::Uuid::new_v4();
+    let (token, expires_at) = issuer
+        .access_token(
+            &UserId::parse("grace").unwrap(),
+            &DeviceId::parse("phone").unwrap(),
+            login,
+            Utc::now(),
+        )
+        .unwrap();
+    assert!(expires_at > Utc::now() + Duration::hours(23));
+    let caller = verifier(&url)
+        .verify(Some(&format!("Bearer {token}")), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(caller.device_id.as_str(), "phone");
+    assert_eq!(caller.login, Some(login));
 }

@@ -1,10 +1,10 @@
 //! Keeps `docs/openapi.yaml` true to the code.
 //!
 //! The spec is written by hand, for the people who build clients against it.
-//! This test fails when spec and code drift apart: the routes, every wire
-//! type's fields (names, required, nullable), the enums, the limits, the
-//! error statuses and headers, the ingest event's outline, and the
-//! examples. It needs no DynamoDB.
+//! This test fails when spec and code drift apart: the routes and who may
+//! call them, every wire type's fields (names, required, nullable), the
+//! enums, the limits, the error statuses and headers, the ingest event's
+//! outline, and the examples. It needs no DynamoDB.
 //!
 //! The checker at the bottom understands the part of OpenAPI 3.0 schemas the
 //! spec uses: `type`, `nullable`, `enum`, `properties`, `required`,
@@ -36,13 +36,17 @@ use sync_core::plan::{PlanDiff, PlanOp, PlannedWorkout, TrainingPlan, WorkoutTyp
 use sync_core::protocol::{
     AcceptedItem, CheckRequest, CheckResponse, CompleteRequest, CompleteResponse, CompleteStatus,
     ConflictEntry, ConflictItem, ConflictsResponse, DeferredChanges, DeletedEntity, DeviceStatus,
-    DownloadResponse, ErrorBody, ErrorDetail, ItemType, Network, ProcessingError, SessionStatus,
-    StatusResponse, UndoResponse, UploadRequest, UploadResponse,
+    DeviceView, DevicesResponse, DownloadResponse, ErrorBody, ErrorDetail, ItemType, Network,
+    Platform, ProcessingError, RefreshRequest, RegisterDeviceRequest, RevokeReason, SessionStatus,
+    StatusResponse, TokenPair, UndoResponse, UploadRequest, UploadResponse,
 };
 use sync_core::reference::{ReferenceCurrent, ReferenceEntry, ReferenceKind, ReferenceSnapshot};
+use sync_core::refresh::{REFRESH_IDLE_DAYS, RefreshToken};
 use sync_core::resolve::TrackReady;
 use sync_core::retention::INACTIVE_DEVICE_DAYS;
+use sync_core::revocation::REVOCATION_CACHE_SECS;
 use sync_core::store::{EntityKey, Head, Loaded, SessionState, StoreError, StoredEntity};
+use sync_core::tokens::ACCESS_TOKEN_TTL_HOURS;
 use sync_core::validation::{FieldError, FieldErrorCode, Validate, validate_item};
 use uuid::Uuid;
 
@@ -79,7 +83,17 @@ fn body_schemas(endpoint: Endpoint) -> (Option<&'static str>, Ok200) {
             None,
             Ok200::Json(&["ReferenceCurrent", "ReferenceSnapshot"]),
         ),
+        Endpoint::DeviceRegister => (Some("RegisterDeviceRequest"), Ok200::Json(&["DeviceView"])),
+        Endpoint::DeviceList => (None, Ok200::Json(&["DevicesResponse"])),
+        Endpoint::DeviceRevoke => (None, Ok200::Json(&["DeviceView"])),
+        Endpoint::AuthRefresh => (Some("RefreshRequest"), Ok200::Json(&["TokenPair"])),
     }
+}
+
+/// Whether `endpoint` takes a bearer token; the one that does not is the
+/// refresh, whose body carries the credential.
+fn needs_bearer_token(endpoint: Endpoint) -> bool {
+    endpoint != Endpoint::AuthRefresh
 }
 
 /// The component schemas a media type refers to: its `$ref`, or its `oneOf` list.
@@ -127,7 +141,11 @@ fn every_operation_is_authenticated_and_answers_with_its_types() {
         let method = endpoint.method().as_str().to_lowercase();
         let op = &SPEC.doc["paths"][endpoint.path()][&method];
         let name = format!("{method} {}", endpoint.path());
-        assert!(op.get("security").is_none(), "{name} overrides security");
+        if needs_bearer_token(endpoint) {
+            assert!(op.get("security").is_none(), "{name} overrides security");
+        } else {
+            assert_eq!(op["security"], json!([]), "{name} takes no bearer token");
+        }
         let (request, ok_schema) = body_schemas(endpoint);
         let body = &op["requestBody"];
         match request {
@@ -179,6 +197,102 @@ fn every_operation_is_authenticated_and_answers_with_its_types() {
             }
         }
     }
+}
+
+/// The error responses of the device and token operations (status -> the
+/// component), from what their handlers can send.
+fn device_and_token_errors(endpoint: Endpoint) -> Option<&'static [(&'static str, &'static str)]> {
+    const SERVER: [(&str, &str); 2] = [("500", "InternalError"), ("503", "ServiceUnavailable")];
+    let errors: &[(&str, &str)] = match endpoint {
+        Endpoint::DeviceRegister => &[
+            ("400", "BadRequest"),
+            ("401", "Unauthorized"),
+            ("403", "Forbidden"),
+            ("409", "DeviceBusy"),
+            ("413", "PayloadTooLarge"),
+            ("415", "UnsupportedMediaType"),
+            ("422", "PushTokenRejected"),
+            SERVER[0],
+            SERVER[1],
+        ],
+        Endpoint::DeviceList => &[("401", "Unauthorized"), SERVER[0], SERVER[1]],
+        Endpoint::DeviceRevoke => &[
+            ("400", "BadRequest"),
+            ("401", "Unauthorized"),
+            ("404", "DeviceNotFound"),
+            SERVER[0],
+            SERVER[1],
+        ],
+        Endpoint::AuthRefresh => &[
+            ("400", "BadRequest"),
+            ("401", "RefreshRefused"),
+            ("413", "PayloadTooLarge"),
+            ("415", "UnsupportedMediaType"),
+            SERVER[0],
+            SERVER[1],
+        ],
+        _ => return None,
+    };
+    Some(errors)
+}
+
+#[test]
+fn device_and_token_operations_list_their_errors() {
+    let mut checked = 0;
+    for endpoint in Endpoint::ALL {
+        let Some(expected) = device_and_token_errors(endpoint) else {
+            continue;
+        };
+        checked += 1;
+        let method = endpoint.method().as_str().to_lowercase();
+        let name = format!("{method} {}", endpoint.path());
+        let responses = as_object(&SPEC.doc["paths"][endpoint.path()][&method]["responses"]);
+        let errors: Vec<(String, String)> = responses
+            .iter()
+            .filter(|(status, _)| status.as_str() != "200")
+            .map(|(status, response)| {
+                let target = response["$ref"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{name} {status}: a shared response"));
+                (
+                    status.clone(),
+                    target.rsplit('/').next().unwrap_or(target).to_owned(),
+                )
+            })
+            .collect();
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(s, c)| ((*s).to_owned(), (*c).to_owned()))
+            .collect();
+        assert_eq!(errors, expected, "{name}");
+        // The device's own id is the path parameter, validated like a token's.
+        if endpoint.path().contains("{device_id}") {
+            let parameters = as_array(&SPEC.doc["paths"][endpoint.path()][&method]["parameters"]);
+            let parameter = parameters
+                .iter()
+                .map(|p| SPEC.resolve(p))
+                .find(|p| p["name"] == "device_id")
+                .unwrap_or_else(|| panic!("{name}: a device_id parameter"));
+            assert_eq!(parameter["in"], "path");
+            assert_eq!(
+                parameter["schema"]["maxLength"],
+                json!(limits::MAX_ID_CHARS)
+            );
+        }
+    }
+    assert_eq!(checked, 4);
+    // Token answers are never cached, and the spec says so.
+    let ok = &SPEC.doc["paths"]["/auth/refresh"]["post"]["responses"]["200"];
+    assert_eq!(
+        ok["headers"]["Cache-Control"]["schema"]["enum"],
+        json!(["no-store"])
+    );
+    assert_eq!(ok["headers"]["Cache-Control"]["required"], true);
+    // The documented lifetime is the issued one.
+    let expires_in = SPEC.schema("TokenPair")["properties"]["expires_in"]["description"]
+        .as_str()
+        .unwrap_or("");
+    assert!(expires_in.contains(&(ACCESS_TOKEN_TTL_HOURS * 3600).to_string()));
 }
 
 // ------------------------------------------------------------------ samples
@@ -537,6 +651,54 @@ fn session_status(full: bool) -> SessionStatus {
     }
 }
 
+/// A device; `full` has every optional field (a registered, then revoked device).
+fn device_view(full: bool) -> DeviceView {
+    DeviceView {
+        device_id: "phone".into(),
+        current: full,
+        platform: full.then_some(Platform::Ios),
+        app_version: full.then(|| "4.2.0".into()),
+        os_version: full.then(|| "17.4".into()),
+        network: full.then_some(Network::Wifi),
+        locale: full.then(|| "de-CH".into()),
+        push_enabled: false,
+        registered_at: full.then(|| at("2025-05-01T08:00:05Z")),
+        first_seen_at: at("2025-05-01T08:00:00Z"),
+        last_seen_at: at("2025-06-01T12:00:00Z"),
+        last_sync_at: full.then(|| at("2025-06-01T11:58:00Z")),
+        revoked: full,
+        revoked_at: full.then(|| at("2025-06-01T12:05:00Z")),
+        revoked_reason: full.then_some(RevokeReason::RefreshTokenReuse),
+    }
+}
+
+fn register_device_request() -> RegisterDeviceRequest {
+    RegisterDeviceRequest {
+        platform: Platform::Android,
+        push_token: Some("fcm:APA91bH-token_x".into()),
+        app_version: "4.2.0".into(),
+        os_version: Some("14".into()),
+        network: Some(Network::Cellular),
+        locale: Some("en-GB".into()),
+    }
+}
+
+/// A refresh token as the service issues it.
+fn refresh_token() -> String {
+    RefreshToken::generate(Uuid::from_u128(0xF1)).encode()
+}
+
+fn token_pair() -> TokenPair {
+    TokenPair {
+        access_token: "eyJhbGciOiJSUzI1NiJ9.e30.c2ln".into(),
+        token_type: "Bearer".into(),
+        expires_in: ACCESS_TOKEN_TTL_HOURS * 3600,
+        expires_at: at("2025-06-02T12:00:00Z"),
+        refresh_token: refresh_token(),
+        refresh_expires_at: at("2025-07-31T12:00:00Z"),
+    }
+}
+
 fn error_detail(full: bool) -> ErrorDetail {
     ErrorDetail {
         code: "unknown_sync_id".into(),
@@ -717,6 +879,17 @@ fn response_schemas_match_the_response_types() {
     };
     assert_response_schema("ErrorBody", &error(true), &error(false));
     assert_response_schema("ErrorDetail", &error_detail(true), &error_detail(false));
+    assert_response_schema("DeviceView", &device_view(true), &device_view(false));
+    let devices = |full: bool| DevicesResponse {
+        devices: if full {
+            vec![device_view(true), device_view(false)]
+        } else {
+            vec![]
+        },
+        server_timestamp: now,
+    };
+    assert_response_schema("DevicesResponse", &devices(true), &devices(false));
+    assert_response_schema("TokenPair", &token_pair(), &token_pair());
 }
 
 // ------------------------------------------------------------------ requests and items
@@ -803,6 +976,13 @@ fn request_schemas_match_the_request_types() {
             sync_request_id: Some(Uuid::from_u128(3)),
             error: Some("timeout".into()),
             cursor: Some("bDo0".into()),
+        },
+    );
+    assert_request_schema("RegisterDeviceRequest", &register_device_request());
+    assert_request_schema(
+        "RefreshRequest",
+        &RefreshRequest {
+            refresh_token: refresh_token(),
         },
     );
 }
@@ -963,6 +1143,25 @@ fn item_bounds_are_the_validation_rules() {
     assert_bounds::<Activity>("Activity", to_json(&activity()));
     assert_bounds::<DailyMetric>("DailyMetric", to_json(&daily_metric()));
     assert_bounds::<PlanAdjustment>("PlanAdjustment", to_json(&plan_adjustment(Some(23))));
+    let registration = to_json(&register_device_request());
+    assert_bounds::<RegisterDeviceRequest>("RegisterDeviceRequest", registration.clone());
+    // Tokens, versions and locales: printable ASCII without spaces, as the pattern says.
+    let schema = SPEC.schema("RegisterDeviceRequest");
+    let mut patterned = 0;
+    for (key, property) in as_object(&schema["properties"]) {
+        if property["pattern"].as_str() != Some("^[!-~]+$") {
+            continue;
+        }
+        patterned += 1;
+        for bad in ["a b", "caf\u{e9}", "tab\t"] {
+            let mut request = registration.clone();
+            request[key] = json!(bad);
+            let error =
+                validate_item::<RegisterDeviceRequest>(request, Utc::now()).expect_err("refused");
+            assert_eq!(error.field, *key, "{key} = {bad:?}");
+        }
+    }
+    assert_eq!(patterned, 4, "push_token, app_version, os_version, locale");
 }
 
 #[test]
@@ -1448,6 +1647,41 @@ fn enums_are_spelled_as_serde_spells_them() {
         "ReferenceKind",
         &variants!(ReferenceKind: Exercise, ZoneFormula, Article),
     );
+    assert_enum("Platform", &variants!(Platform: Ios, Android));
+    assert_enum(
+        "RevokeReason",
+        &variants!(RevokeReason: Logout, RefreshTokenReuse),
+    );
+    for name in ["Platform", "RevokeReason"] {
+        let values = as_array(&SPEC.schema(name)["enum"])
+            .iter()
+            .cloned()
+            .map(string)
+            .collect();
+        SPEC.assert_described(&format!("/components/schemas/{name}"), &values);
+    }
+    // A bare `$ref` cannot be nullable in OpenAPI 3.0, so nullable enum
+    // properties spell their enum out: the named enum's values plus null.
+    for (schema, property, named) in [
+        ("DeviceView", "platform", "Platform"),
+        ("DeviceView", "network", "Network"),
+        ("DeviceView", "revoked_reason", "RevokeReason"),
+        ("RegisterDeviceRequest", "network", "Network"),
+    ] {
+        let property = &SPEC.schema(schema)["properties"][property];
+        assert_eq!(property["nullable"], true, "{schema}.{property}");
+        let mut values = as_array(&property["enum"]).clone();
+        assert!(
+            values.contains(&Value::Null),
+            "{schema}: null is in the enum"
+        );
+        values.retain(|v| !v.is_null());
+        assert_eq!(
+            Value::Array(values),
+            SPEC.schema(named)["enum"],
+            "{schema}: {named}"
+        );
+    }
     for name in ["ConflictRule", "TombstoneReason"] {
         let values = as_array(&SPEC.schema(name)["enum"])
             .iter()
@@ -1644,6 +1878,61 @@ fn error_responses_are_what_error_reply_sends() {
         ),
         (store(StoreError::Contention), Some("ServiceUnavailable")),
         (store(StoreError::Other("x".into())), Some("InternalError")),
+        // Devices and tokens.
+        (
+            ApiError::from(AuthError::DeviceRevoked),
+            Some("Unauthorized"),
+        ),
+        (
+            ApiError::from(AuthError::DeviceRevoked),
+            Some("RefreshRefused"),
+        ),
+        (
+            ApiError::from(AuthError::RefreshInvalid),
+            Some("RefreshRefused"),
+        ),
+        (
+            ApiError::from(AuthError::RefreshExpired),
+            Some("RefreshRefused"),
+        ),
+        (
+            ApiError::from(AuthError::RefreshReused),
+            Some("RefreshRefused"),
+        ),
+        (
+            ApiError::Forbidden {
+                field: "device_id",
+                message: "x".into(),
+            },
+            Some("Forbidden"),
+        ),
+        (
+            ApiError::NotFound {
+                code: "device_not_found",
+                message: "x".into(),
+                field: Some("device_id"),
+            },
+            Some("DeviceNotFound"),
+        ),
+        (
+            ApiError::Conflict {
+                code: "device_busy",
+                message: "x".into(),
+            },
+            Some("DeviceBusy"),
+        ),
+        (
+            ApiError::Unprocessable {
+                code: "push_token_rejected",
+                message: "x".into(),
+                field: Some("push_token"),
+            },
+            Some("PushTokenRejected"),
+        ),
+        (
+            ApiError::PushUnavailable("x".into()),
+            Some("ServiceUnavailable"),
+        ),
     ]);
     let known = SPEC.known_values("/components/schemas/ErrorDetail/properties/code");
     let mut seen = BTreeSet::new();
@@ -1838,6 +2127,12 @@ fn limits_are_the_code_limits() {
         "status_recent_sessions": limits::STATUS_RECENT_SESSIONS,
         "undo_window_hours": UNDO_WINDOW_HOURS,
         "inactive_device_days": INACTIVE_DEVICE_DAYS,
+        "max_push_token_chars": limits::MAX_PUSH_TOKEN_CHARS,
+        "max_version_chars": limits::MAX_VERSION_CHARS,
+        "max_locale_chars": limits::MAX_LOCALE_CHARS,
+        "access_token_ttl_seconds": ACCESS_TOKEN_TTL_HOURS * 3600,
+        "refresh_token_idle_days": REFRESH_IDLE_DAYS,
+        "revocation_cache_seconds": REVOCATION_CACHE_SECS,
     });
     assert_eq!(*x, expected);
 
@@ -1853,6 +2148,9 @@ fn limits_are_the_code_limits() {
         format!("{} seconds", limits::IDEMPOTENCY_IN_PROGRESS_SECS),
         format!("{} hours with", UNDO_WINDOW_HOURS),
         format!("silent for {} days", INACTIVE_DEVICE_DAYS),
+        format!("Access tokens live {} hours", ACCESS_TOKEN_TTL_HOURS),
+        format!("unused for {} days expires", REFRESH_IDLE_DAYS),
+        format!("within {} seconds", REVOCATION_CACHE_SECS),
     ] {
         assert!(
             text.contains(&phrase),
@@ -1888,6 +2186,22 @@ fn limits_are_the_code_limits() {
         ("Activity", "notes", limits::MAX_NOTES_CHARS),
         ("CompleteRequest", "error", limits::MAX_NOTES_CHARS),
         ("PlanAdjustment", "workout_id", limits::MAX_ID_CHARS),
+        (
+            "RegisterDeviceRequest",
+            "push_token",
+            limits::MAX_PUSH_TOKEN_CHARS,
+        ),
+        (
+            "RegisterDeviceRequest",
+            "app_version",
+            limits::MAX_VERSION_CHARS,
+        ),
+        (
+            "RegisterDeviceRequest",
+            "os_version",
+            limits::MAX_VERSION_CHARS,
+        ),
+        ("RegisterDeviceRequest", "locale", limits::MAX_LOCALE_CHARS),
     ] {
         let found = &SPEC.schema(schema)["properties"][field]["maxLength"];
         assert_eq!(*found, json!(max), "{schema}.{field}");
@@ -1915,6 +2229,27 @@ fn parses_as(schema: &str, example: &Value) -> Result<(), String> {
             }
         }
         "CompleteRequest" => parse::<CompleteRequest>(example),
+        "RegisterDeviceRequest" => {
+            validate_item::<RegisterDeviceRequest>(example.clone(), Utc::now())
+                .map(drop)
+                .map_err(|e| e.message)
+        }
+        "RefreshRequest" => {
+            let request: RefreshRequest =
+                serde_json::from_value(example.clone()).map_err(|e| e.to_string())?;
+            RefreshToken::parse(&request.refresh_token)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
+        "DeviceView" => parse::<DeviceView>(example),
+        "DevicesResponse" => parse::<DevicesResponse>(example),
+        "TokenPair" => {
+            let pair: TokenPair =
+                serde_json::from_value(example.clone()).map_err(|e| e.to_string())?;
+            RefreshToken::parse(&pair.refresh_token)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
         "CheckResponse" => parse::<CheckResponse>(example),
         "UploadResponse" => parse::<UploadResponse>(example),
         "DownloadResponse" => parse::<DownloadResponse>(example),

@@ -167,7 +167,7 @@ async fn chunk_items(ctx: &TestContext, shard: u32, version: u64) -> usize {
 
 #[tokio::test]
 async fn published_versions_are_served_and_current_names_the_newest() {
-    let ctx = TestContext::new().await;
+    let ctx = TestContext::with_known_device("alice", "phone").await;
     let v1 = snapshot(1, ctx.now(), &["Squat", "Karvonen", "Tapering"]);
     let v2 = snapshot(2, ctx.now(), &["Squat", "Karvonen", "Tapering", "Lunge"]);
     publish_ok(&ctx, &v1).await;
@@ -201,7 +201,7 @@ async fn published_versions_are_served_and_current_names_the_newest() {
 
 #[tokio::test]
 async fn if_none_match_gets_304_without_reading_storage() {
-    let ctx = TestContext::new().await;
+    let ctx = TestContext::with_known_device("alice", "phone").await;
     publish_ok(&ctx, &snapshot(1, ctx.now(), &["Squat"])).await;
     let v2 = snapshot(2, ctx.now(), &["Squat", "Lunge"]);
     publish_ok(&ctx, &v2).await;
@@ -248,7 +248,7 @@ async fn nothing_published_and_unknown_versions_are_404() {
 
 #[tokio::test]
 async fn versions_that_are_not_current_or_positive_integers_are_400() {
-    let ctx = TestContext::new().await;
+    let ctx = TestContext::with_known_device("alice", "phone").await;
     publish_ok(&ctx, &snapshot(1, ctx.now(), &["Squat"])).await;
     for version in [
         "abc",

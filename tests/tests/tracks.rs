@@ -93,7 +93,7 @@ async fn track_items(ctx: &TestContext, owner: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_large_track_is_stored_in_chunks_and_served_whole() {
-    let ctx = TestContext::new().await;
+    let ctx = TestContext::with_known_device(ALICE, "phone").await;
     let activity = Uuid::new_v4();
     let bytes = blob(LARGE, 1);
     let info = ctx
@@ -147,7 +147,7 @@ async fn a_large_track_is_stored_in_chunks_and_served_whole() {
 
 #[tokio::test]
 async fn an_interrupted_download_resumes_with_a_range() {
-    let ctx = TestContext::new().await;
+    let ctx = TestContext::with_known_device(ALICE, "phone").await;
     let activity = Uuid::new_v4().to_string();
     let bytes = blob(LARGE, 2);
     put(&ctx, ALICE, activity.parse().unwrap(), &bytes).await;
@@ -218,7 +218,7 @@ async fn an_interrupted_download_resumes_with_a_range() {
 
 #[tokio::test]
 async fn a_resume_after_the_track_was_replaced_gets_the_new_track_whole() {
-    let ctx = TestContext::new().await;
+    let ctx = TestContext::with_known_device(ALICE, "phone").await;
     let activity = Uuid::new_v4();
     put(&ctx, ALICE, activity, &blob(LARGE, 3)).await;
     let token = ctx.token(ALICE, "phone");
@@ -248,7 +248,7 @@ async fn a_resume_after_the_track_was_replaced_gets_the_new_track_whole() {
 
 #[tokio::test]
 async fn a_range_past_the_end_is_not_satisfiable() {
-    let ctx = TestContext::new().await;
+    let ctx = TestContext::with_known_device(ALICE, "phone").await;
     let activity = Uuid::new_v4().to_string();
     put(&ctx, ALICE, activity.parse().unwrap(), &blob(LARGE, 5)).await;
     let token = ctx.token(ALICE, "phone");
@@ -274,7 +274,7 @@ async fn a_range_past_the_end_is_not_satisfiable() {
 
 #[tokio::test]
 async fn an_unknown_track_is_not_found() {
-    let ctx = TestContext::new().await;
+    let ctx = TestContext::with_known_device(ALICE, "phone").await;
     let token = ctx.token(ALICE, "phone");
     let response = get_track(&ctx, &token, &Uuid::new_v4().to_string(), &[]).await;
     assert_eq!(
@@ -291,7 +291,7 @@ async fn an_unknown_track_is_not_found() {
 
 #[tokio::test]
 async fn an_activity_id_that_is_not_a_uuid_is_a_bad_request() {
-    let ctx = TestContext::new().await;
+    let ctx = TestContext::with_known_device(ALICE, "phone").await;
     let token = ctx.token(ALICE, "phone");
     for id in [
         "not-a-uuid",
@@ -318,7 +318,7 @@ async fn an_activity_id_that_is_not_a_uuid_is_a_bad_request() {
 
 #[tokio::test]
 async fn a_user_cannot_read_another_users_track() {
-    let ctx = TestContext::new().await;
+    let ctx = TestContext::with_known_device(ALICE, "phone").await;
     let activity = Uuid::new_v4().to_string();
     let bytes = blob(10_000, 6);
     put(&ctx, ALICE, activity.parse().unwrap(), &bytes).await;
@@ -349,7 +349,7 @@ async fn a_user_cannot_read_another_users_track() {
 
 #[tokio::test]
 async fn replacing_a_track_with_a_shorter_one_leaves_no_stale_chunks() {
-    let ctx = TestContext::new().await;
+    let ctx = TestContext::with_known_device(ALICE, "phone").await;
     let activity = Uuid::new_v4();
     let id = activity.to_string();
     put(&ctx, ALICE, activity, &blob(LARGE, 7)).await;
@@ -381,7 +381,7 @@ async fn replacing_a_track_with_a_shorter_one_leaves_no_stale_chunks() {
 
 #[tokio::test]
 async fn concurrent_replacements_leave_one_whole_track() {
-    let ctx = TestContext::new().await;
+    let ctx = TestContext::with_known_device(ALICE, "phone").await;
     let activity = Uuid::new_v4();
     let id = activity.to_string();
     put(&ctx, ALICE, activity, &blob(500_000, 9)).await;
@@ -409,7 +409,7 @@ async fn concurrent_replacements_leave_one_whole_track() {
 
 #[tokio::test]
 async fn a_single_chunk_track_costs_two_requests_and_revalidates_in_one() {
-    let ctx = TestContext::new().await;
+    let ctx = TestContext::with_known_device(ALICE, "phone").await;
     let activity = Uuid::new_v4();
     let id = activity.to_string();
     let bytes = blob(60_000, 12);
@@ -435,7 +435,7 @@ async fn a_single_chunk_track_costs_two_requests_and_revalidates_in_one() {
 
 #[tokio::test]
 async fn storing_the_same_track_again_is_one_read() {
-    let ctx = TestContext::new().await;
+    let ctx = TestContext::with_known_device(ALICE, "phone").await;
     let activity = Uuid::new_v4();
     let bytes = blob(LARGE, 13);
     let before = ctx.counter.total();
@@ -455,7 +455,7 @@ async fn storing_the_same_track_again_is_one_read() {
 
 #[tokio::test]
 async fn an_empty_track_is_served_empty() {
-    let ctx = TestContext::new().await;
+    let ctx = TestContext::with_known_device(ALICE, "phone").await;
     let activity = Uuid::new_v4();
     let info = ctx
         .store

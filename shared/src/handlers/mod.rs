@@ -1,9 +1,11 @@
 //! The endpoint handlers. Each Lambda binary serves one [`Endpoint`] through
 //! [`handle`]; the local gateway routes with [`dispatch`]. Same code path.
 
+mod auth;
 mod check;
 mod complete;
 mod conflicts;
+mod devices;
 mod download;
 mod reference;
 mod status;
@@ -44,11 +46,19 @@ pub enum Endpoint {
     Track,
     /// `GET /reference/{version}` (`current` or a number)
     Reference,
+    /// `PUT /devices/{device_id}`
+    DeviceRegister,
+    /// `GET /devices`
+    DeviceList,
+    /// `DELETE /devices/{device_id}`
+    DeviceRevoke,
+    /// `POST /auth/refresh` (no bearer token: the refresh token is the credential)
+    AuthRefresh,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 9] = [
+    pub const ALL: [Endpoint; 13] = [
         Endpoint::Check,
         Endpoint::Upload,
         Endpoint::Download,
@@ -58,6 +68,17 @@ impl Endpoint {
         Endpoint::ConflictUndo,
         Endpoint::Track,
         Endpoint::Reference,
+        Endpoint::DeviceRegister,
+        Endpoint::DeviceList,
+        Endpoint::DeviceRevoke,
+        Endpoint::AuthRefresh,
+    ];
+
+    /// The endpoints the `devices` function serves.
+    pub const DEVICES: [Endpoint; 3] = [
+        Endpoint::DeviceRegister,
+        Endpoint::DeviceList,
+        Endpoint::DeviceRevoke,
     ];
 
     /// Its HTTP method.
@@ -67,10 +88,15 @@ impl Endpoint {
             | Endpoint::Status
             | Endpoint::Conflicts
             | Endpoint::Track
-            | Endpoint::Reference => Method::GET,
-            Endpoint::Check | Endpoint::Upload | Endpoint::Complete | Endpoint::ConflictUndo => {
-                Method::POST
-            }
+            | Endpoint::Reference
+            | Endpoint::DeviceList => Method::GET,
+            Endpoint::Check
+            | Endpoint::Upload
+            | Endpoint::Complete
+            | Endpoint::ConflictUndo
+            | Endpoint::AuthRefresh => Method::POST,
+            Endpoint::DeviceRegister => Method::PUT,
+            Endpoint::DeviceRevoke => Method::DELETE,
         }
     }
 
@@ -86,6 +112,9 @@ impl Endpoint {
             Endpoint::ConflictUndo => "/sync/conflicts/{conflict_id}/undo",
             Endpoint::Track => "/sync/tracks/{activity_id}",
             Endpoint::Reference => "/reference/{version}",
+            Endpoint::DeviceRegister | Endpoint::DeviceRevoke => "/devices/{device_id}",
+            Endpoint::DeviceList => "/devices",
+            Endpoint::AuthRefresh => "/auth/refresh",
         }
     }
 
@@ -117,10 +146,20 @@ pub fn path_param(req: &Request, endpoint: Endpoint, name: &str) -> Option<Strin
 
 /// Routes `req` by method and path, then handles it; unknown routes get a JSON 404/405.
 pub async fn dispatch(state: &AppState, req: Request) -> Response<Body> {
+    dispatch_among(state, &Endpoint::ALL, req).await
+}
+
+/// Routes `req` among `endpoints` (one function may serve several), then handles it.
+pub async fn dispatch_among(
+    state: &AppState,
+    endpoints: &[Endpoint],
+    req: Request,
+) -> Response<Body> {
     let path = req.uri().path().trim_end_matches('/').to_owned();
     // Several endpoints may share a path pattern with other methods; prefer the method's own.
-    let candidates: Vec<Endpoint> = Endpoint::ALL
-        .into_iter()
+    let candidates: Vec<Endpoint> = endpoints
+        .iter()
+        .copied()
         .filter(|e| e.matches(&path))
         .collect();
     let chosen = candidates
@@ -176,6 +215,9 @@ async fn run(state: &AppState, endpoint: Endpoint, req: Request) -> Result<Reply
             wrong_method: true,
         });
     }
+    if endpoint == Endpoint::AuthRefresh {
+        return auth::refresh(state, &req).await;
+    }
     let caller = authenticate(state, &req).await?;
     tracing::Span::current().record("user_id", caller.user_id.as_str());
     match endpoint {
@@ -188,12 +230,17 @@ async fn run(state: &AppState, endpoint: Endpoint, req: Request) -> Result<Reply
         Endpoint::ConflictUndo => conflicts::undo(state, &caller, &req).await,
         Endpoint::Track => tracks::track(state, &caller, &req).await,
         Endpoint::Reference => reference::reference(state, &caller, &req).await,
+        Endpoint::DeviceRegister => devices::register(state, &caller, &req).await,
+        Endpoint::DeviceList => devices::list(state, &caller).await,
+        Endpoint::DeviceRevoke => devices::revoke(state, &caller, &req).await,
+        Endpoint::AuthRefresh => auth::refresh(state, &req).await,
     }
 }
 
+/// Verifies the bearer token, then that its device is not logged out.
 async fn authenticate(state: &AppState, req: &Request) -> Result<Caller, ApiError> {
-    Ok(state
-        .verifier
-        .verify(bearer_header(req), state.clock.now())
-        .await?)
+    let now = state.clock.now();
+    let caller = state.verifier.verify(bearer_header(req), now).await?;
+    state.gate.admit(state.store.as_ref(), &caller, now).await?;
+    Ok(caller)
 }

@@ -43,7 +43,12 @@ pub fn error_reply(error: &ApiError, now: DateTime<Utc>) -> Reply {
                 ),
             };
             headers.push(("www-authenticate", challenge));
-            (StatusCode::UNAUTHORIZED, e.code(), e.to_string(), None)
+            let field = matches!(
+                e,
+                AuthError::RefreshInvalid | AuthError::RefreshExpired | AuthError::RefreshReused
+            )
+            .then(|| "refresh_token".to_owned());
+            (StatusCode::UNAUTHORIZED, e.code(), e.to_string(), field)
         }
         ApiError::Forbidden { field, message } => (
             StatusCode::FORBIDDEN,
@@ -109,6 +114,16 @@ pub fn error_reply(error: &ApiError, now: DateTime<Utc>) -> Reply {
             message.clone(),
             field.map(str::to_owned),
         ),
+        ApiError::PushUnavailable(reason) => {
+            tracing::warn!(%reason, "push service unavailable");
+            headers.push(("retry-after", RETRY_AFTER_SECS.to_string()));
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "push_unavailable",
+                "the push service is temporarily unavailable; retry the registration later".into(),
+                None,
+            )
+        }
         ApiError::Unavailable(source) => {
             tracing::warn!(error = %source, "storage unavailable");
             headers.push(("retry-after", RETRY_AFTER_SECS.to_string()));

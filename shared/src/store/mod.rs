@@ -6,6 +6,7 @@
 //! one transaction conditional on the head not having moved. So change-log
 //! order is commit order and a cursor over it never skips a change.
 
+mod devices;
 pub mod dynamo;
 mod reference;
 mod tracks;
@@ -15,6 +16,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{SyncId, SyncRequestId, UserId};
+pub use devices::{
+    DeliveryClaim, DeliveryOutcome, DeviceRefusal, DeviceStore, Rotation, StoredLogin,
+};
 pub use reference::ReferenceStore;
 pub use tracks::{TrackBlob, TrackInfo, TrackPart, TrackRange, TrackStore, WHOLE_TRACK};
 pub use types::*;
@@ -45,7 +49,9 @@ impl StoreError {
 
 /// What sync asks of storage. All methods are scoped to one user's data.
 #[async_trait]
-pub trait SyncStore: TrackStore + ReferenceStore + Send + Sync + std::fmt::Debug {
+pub trait SyncStore:
+    TrackStore + ReferenceStore + DeviceStore + Send + Sync + std::fmt::Debug
+{
     /// The user's head (an empty head for a new user); a strongly consistent single read.
     async fn head(&self, user: &UserId) -> Result<Head, StoreError>;
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::{DeviceId, EntityKind, SyncId, SyncRequestId};
-use crate::protocol::CompleteStatus;
+use crate::protocol::{CompleteStatus, Network, Platform, RevokeReason};
 
 /// Where one kind of entity last changed, for `/sync/check`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,7 +308,7 @@ impl DeviceVisit {
 }
 
 /// A device as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DeviceRecord {
     /// The device.
     pub device_id: String,
@@ -328,4 +328,52 @@ pub struct DeviceRecord {
     /// Latest cursor acknowledged by `/sync/complete`.
     #[serde(default)]
     pub acknowledged_cursor: Option<String>,
+    /// Its registration (`PUT /devices/{device_id}`), once it registered.
+    #[serde(default, flatten)]
+    pub registration: Option<DeviceRegistration>,
+    /// When it first registered.
+    #[serde(default)]
+    pub registered_at: Option<DateTime<Utc>>,
+    /// Where its pushes go (an SNS endpoint ARN), while it has one.
+    #[serde(default)]
+    pub push_endpoint: Option<String>,
+    /// Its current login (refresh-token family); tokens of other logins are refused.
+    #[serde(default)]
+    pub login: Option<uuid::Uuid>,
+    /// When it was revoked (logged out); its tokens are refused from then on.
+    #[serde(default)]
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Why it was revoked.
+    #[serde(default)]
+    pub revoked_reason: Option<RevokeReason>,
+}
+
+impl DeviceRecord {
+    /// Whether pushes may reach it: not revoked and with a push endpoint.
+    pub fn push_target(&self) -> Option<&str> {
+        self.push_endpoint
+            .as_deref()
+            .filter(|_| self.revoked_at.is_none())
+    }
+}
+
+/// What a device registered about itself (`PUT /devices/{device_id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRegistration {
+    /// iOS or Android.
+    pub platform: Platform,
+    /// Its APNs / FCM token, if notifications are allowed.
+    #[serde(default)]
+    pub push_token: Option<String>,
+    /// App version.
+    pub app_version: String,
+    /// OS version.
+    #[serde(default)]
+    pub os_version: Option<String>,
+    /// Network at registration.
+    #[serde(default)]
+    pub network: Option<Network>,
+    /// Locale.
+    #[serde(default)]
+    pub locale: Option<String>,
 }

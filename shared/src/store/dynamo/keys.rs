@@ -95,6 +95,20 @@ pub fn device_sk(device: &DeviceId) -> String {
     format!("{DEVICE_PREFIX}{device}")
 }
 
+/// The partition of a login (refresh-token family): refresh requests carry
+/// no user, only the family id.
+pub fn login_pk(family: uuid::Uuid) -> String {
+    format!("LOGIN#{}", family.as_hyphenated())
+}
+
+/// The sort key of a login item.
+pub const LOGIN_SK: &str = "LOGIN";
+
+/// A push delivery record's sort key: one per alert and device.
+pub fn delivery_sk(alert: uuid::Uuid, device: &str) -> String {
+    format!("PUSH#{}#{device}", alert.as_hyphenated())
+}
+
 /// An idempotency record's sort key.
 pub fn request_sk(key: SyncRequestId) -> String {
     format!("{REQUEST_PREFIX}{key}")

@@ -1,6 +1,7 @@
 //! The DynamoDB implementation of [`SyncStore`]. The only module that speaks
 //! `aws_sdk_dynamodb`.
 
+mod devices;
 mod keys;
 pub mod metrics;
 mod records;

@@ -4,14 +4,21 @@
 //! it and never shows it twice; it carries no health data beyond the
 //! notification's localisation keys (PRD 8.2).
 
+mod http;
+mod sns;
+
 use aws_lambda_events::event::dynamodb::Event;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::cursor::Cursor;
-use crate::domain::{Alert, AlertKind, EntityKind, Severity, UserId};
+use crate::domain::{Alert, AlertKind, DeviceId, EntityKind, Severity, UserId};
+use crate::protocol::Platform;
 use crate::store::dynamo::stream::change_from_image;
 use crate::store::{StoreError, StoredEntity};
+pub use http::{HttpPushProvider, PushDelivery};
+pub use sns::SnsPushProvider;
 
 /// What one push to one device says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,14 +54,25 @@ pub fn push_for(user: &UserId, change: &StoredEntity) -> Option<PushMessage> {
     })
 }
 
+/// A critical alert to push to a user's devices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertPush {
+    /// Whose alert it is.
+    pub user: UserId,
+    /// When it entered the change log: devices registered later do not get it.
+    pub committed_at: DateTime<Utc>,
+    /// What each device is sent.
+    pub message: PushMessage,
+}
+
 /// One stream record as the fan-out sees it.
 #[derive(Debug)]
 pub struct StreamAlert {
     /// The record's sequence number (what a partial batch failure reports).
     pub sequence_number: Option<String>,
-    /// The user and push, `None` for records that are not newly inserted
-    /// critical alerts, or why the record could not be read.
-    pub push: Result<Option<(UserId, PushMessage)>, StoreError>,
+    /// The push, `None` for records that are not newly inserted critical
+    /// alerts, or why the record could not be read.
+    pub push: Result<Option<AlertPush>, StoreError>,
 }
 
 /// The pushes a stream batch asks for, in stream order. The event source
@@ -69,7 +87,11 @@ pub fn pushes_in(event: Event) -> Vec<StreamAlert> {
             let push = if record.event_name == "INSERT" {
                 change_from_image(record.change.new_image).map(|change| {
                     change.and_then(|(user, change)| {
-                        push_for(&user, &change).map(|push| (user, push))
+                        push_for(&user, &change).map(|message| AlertPush {
+                            committed_at: change.updated_at,
+                            user,
+                            message,
+                        })
                     })
                 })
             } else {
@@ -84,7 +106,7 @@ pub fn pushes_in(event: Event) -> Vec<StreamAlert> {
 }
 
 /// Where one device's pushes go: an SNS platform endpoint in production, a
-/// push receiver's URL locally.
+/// push receiver's address locally.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushTarget {
     /// The device.
@@ -93,7 +115,7 @@ pub struct PushTarget {
     pub endpoint: String,
 }
 
-/// Why a push was not delivered.
+/// Why a push (or an endpoint change) did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PushError {
     /// Worth retrying later (throttled, provider down, timeout).
@@ -102,73 +124,33 @@ pub enum PushError {
     /// The endpoint is gone or disabled: drop it until the device registers again.
     #[error("push endpoint is gone: {0}")]
     Gone(String),
-    /// Refused for good (a bad payload or endpoint); retrying cannot help.
+    /// Refused for good (a bad payload, token or endpoint); retrying cannot help.
     #[error("push refused: {0}")]
     Rejected(String),
 }
 
-/// Sends one push to one device (SNS mobile push in production; an HTTP
-/// push receiver locally and in tests).
+/// A mobile push service: creates a device's endpoint from its token, removes
+/// it, and sends to it. SNS mobile push in production; an HTTP push receiver
+/// locally and in tests.
 #[async_trait::async_trait]
-pub trait PushSender: Send + Sync {
+pub trait PushProvider: Send + Sync + std::fmt::Debug {
+    /// The endpoint for a device's push `token`, reusing `existing` (its
+    /// current endpoint) where the provider allows; `None` when this
+    /// deployment pushes nothing to the device's platform.
+    async fn register(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        platform: Platform,
+        token: &str,
+        existing: Option<&str>,
+    ) -> Result<Option<String>, PushError>;
+
+    /// Removes an endpoint (a logged-out device, or a token withdrawn); gone already is fine.
+    async fn unregister(&self, endpoint: &str) -> Result<(), PushError>;
+
     /// Delivers `message` to `target`.
     async fn send(&self, target: &PushTarget, message: &PushMessage) -> Result<(), PushError>;
-}
-
-/// What [`HttpPushSender`] posts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PushDelivery {
-    /// The device and its endpoint.
-    pub target: PushTarget,
-    /// The push.
-    pub message: PushMessage,
-}
-
-/// [`PushSender`] over HTTP: posts a [`PushDelivery`] as JSON to a push
-/// receiver (the local stand-in for SNS).
-#[derive(Debug, Clone)]
-pub struct HttpPushSender {
-    client: reqwest::Client,
-    url: String,
-}
-
-impl HttpPushSender {
-    /// A sender posting to `url` (e.g. `http://127.0.0.1:9000/push`).
-    pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            client: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(5))
-                .build()
-                .unwrap_or_default(),
-            url: url.into(),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl PushSender for HttpPushSender {
-    async fn send(&self, target: &PushTarget, message: &PushMessage) -> Result<(), PushError> {
-        let delivery = PushDelivery {
-            target: target.clone(),
-            message: message.clone(),
-        };
-        let response = self
-            .client
-            .post(&self.url)
-            .json(&delivery)
-            .send()
-            .await
-            .map_err(|e| PushError::Retryable(e.to_string()))?;
-        let status = response.status();
-        match status.as_u16() {
-            200..=299 => Ok(()),
-            404 | 410 => Err(PushError::Gone(format!("receiver answered {status}"))),
-            408 | 429 | 500..=599 => {
-                Err(PushError::Retryable(format!("receiver answered {status}")))
-            }
-            _ => Err(PushError::Rejected(format!("receiver answered {status}"))),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -177,7 +159,7 @@ mod tests {
 
     /// A stream batch as Lambda delivers it: a critical alert insert, a
     /// warning alert, an entity-state item, and a MODIFY of an alert.
-    const EVENT: &str = include_str!("../tests/fixtures/stream-alerts.json");
+    const EVENT: &str = include_str!("../../tests/fixtures/stream-alerts.json");
 
     #[test]
     fn only_inserted_critical_alerts_are_pushed() {
@@ -187,10 +169,11 @@ mod tests {
         let pushed: Vec<(&str, u64)> = alerts
             .iter()
             .filter_map(|a| a.push.as_ref().ok()?.as_ref())
-            .map(|(user, push)| (user.as_str(), push.seq))
+            .map(|p| (p.user.as_str(), p.message.seq))
             .collect();
         assert_eq!(pushed, [("runner-1", 41)]);
-        let (user, push) = alerts[0].push.as_ref().unwrap().as_ref().unwrap();
+        let alert = alerts[0].push.as_ref().unwrap().as_ref().unwrap();
+        let (user, push) = (&alert.user, &alert.message);
         assert_eq!(
             alerts[0].sequence_number.as_deref(),
             Some("4100000000000000000001")

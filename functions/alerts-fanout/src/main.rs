@@ -1,0 +1,20 @@
+//! The critical-alert fan-out, triggered by the table's DynamoDB stream
+//! (the event-source mapping's filter passes only inserted critical alerts);
+//! all logic lives in `sync_core::fanout`. The answer is a partial batch
+//! response: the first record still to retry, if any.
+use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use sync_core::config::Config;
+use sync_core::state::AppState;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    sync_core::telemetry::init();
+    let state = AppState::from_config(Config::from_env()?).await?;
+    let state = &state;
+    run(service_fn(move |event: LambdaEvent<Event>| async move {
+        Ok::<DynamoDbEventResponse, Error>(sync_core::fanout::fan_out(state, event.payload).await)
+    }))
+    .await
+}

@@ -1,0 +1,440 @@
+//! Devices and their tokens on DynamoDB Local: registration, listing,
+//! logout of one device (refused on every endpoint, the others untouched),
+//! the revocation cache's bound across containers, refresh rotation with
+//! reuse detection, expiry of access and refresh tokens, and login again.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+use sync_core::auth::Verifier;
+use sync_core::handlers::Endpoint;
+use sync_core::refresh::REFRESH_IDLE_DAYS;
+use sync_core::revocation::REVOCATION_CACHE_SECS;
+use sync_core::state::AppState;
+use trainsync_tests::{TestContext, TestResponse, config};
+
+const USER: &str = "runner-7";
+
+fn body(response: &TestResponse) -> String {
+    String::from_utf8_lossy(&response.bytes).into_owned()
+}
+
+/// A request to `endpoint` with `token`: path parameters filled with
+/// harmless values, a small JSON body where the method takes one.
+async fn call(ctx: &TestContext, endpoint: Endpoint, token: &str, device: &str) -> TestResponse {
+    let path = endpoint
+        .path()
+        .replace("{conflict_id}", &uuid::Uuid::nil().to_string())
+        .replace("{activity_id}", &uuid::Uuid::nil().to_string())
+        .replace("{version}", "current")
+        .replace("{device_id}", device);
+    let body = (endpoint.method() != Method::GET).then(|| json!({}));
+    ctx.request(endpoint.method(), &path, Some(token), body.as_ref())
+        .await
+}
+
+#[tokio::test]
+async fn a_device_registers_itself_and_is_listed() {
+    let ctx = TestContext::new().await;
+    let phone = ctx.token(USER, "phone");
+    let response = ctx.register(&phone, "phone", Some("apns-token-1")).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", body(&response));
+    let view = response.json();
+    assert_eq!(view["device_id"], "phone");
+    assert_eq!(view["platform"], "ios");
+    assert_eq!(view["current"], true);
+    assert_eq!(view["revoked"], false);
+    // No push provider in this context: the token is kept, nothing is pushed.
+    assert_eq!(view["push_enabled"], false);
+    assert_eq!(view["registered_at"], json!(ctx.now()));
+
+    // Updating keeps the first registration time and takes the new facts.
+    ctx.clock.advance(Duration::hours(1));
+    let update = ctx
+        .request(
+            Method::PUT,
+            "/devices/phone",
+            Some(&phone),
+            Some(
+                &json!({"platform": "ios", "push_token": null, "app_version": "4.3.0",
+                         "os_version": "18.1", "network": "cellular", "locale": "de-CH"}),
+            ),
+        )
+        .await;
+    assert_eq!(update.status, StatusCode::OK, "{}", body(&update));
+    let view = update.json();
+    assert_eq!(view["app_version"], "4.3.0");
+    assert_eq!(view["network"], "cellular");
+    assert_eq!(view["registered_at"], json!(ctx.now() - Duration::hours(1)));
+
+    ctx.clock.advance(Duration::minutes(1));
+    let tablet = ctx.token(USER, "tablet");
+    assert_eq!(
+        ctx.register(&tablet, "tablet", None).await.status,
+        StatusCode::OK
+    );
+    let list = ctx.get("/devices", &tablet, &[]).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", body(&list));
+    let devices = list.json()["devices"].as_array().cloned().unwrap();
+    let ids: Vec<(&str, bool)> = devices
+        .iter()
+        .map(|d| {
+            (
+                d["device_id"].as_str().unwrap(),
+                d["current"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        [("tablet", true), ("phone", false)],
+        "most recently seen first"
+    );
+}
+
+#[tokio::test]
+async fn registration_is_only_for_the_tokens_own_device_and_checks_its_fields() {
+    let ctx = TestContext::new().await;
+    let phone = ctx.token(USER, "phone");
+    let other = ctx.register(&phone, "tablet", Some("t")).await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN, "{}", body(&other));
+    assert_eq!(other.error_field().as_deref(), Some("device_id"));
+
+    for (bad, field) in [
+        (
+            json!({"platform": "symbian", "app_version": "1"}),
+            "platform",
+        ),
+        (json!({"platform": "ios"}), "app_version"),
+        (
+            json!({"platform": "ios", "app_version": "1", "push_token": 7}),
+            "push_token",
+        ),
+        (
+            json!({"platform": "ios", "app_version": "1", "user_id": "x"}),
+            "user_id",
+        ),
+    ] {
+        let response = ctx
+            .request(Method::PUT, "/devices/phone", Some(&phone), Some(&bad))
+            .await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(response.error_field().as_deref(), Some(field), "{bad}");
+    }
+    let malformed = ctx
+        .send(
+            http::Request::builder()
+                .method(Method::PUT)
+                .uri("https://api.example.com/devices/phone")
+                .header("authorization", format!("Bearer {phone}"))
+                .header("content-type", "application/json")
+                .body(lambda_http::Body::from("{\"platform\":"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    let bad_id = ctx
+        .request(Method::DELETE, "/devices/bad%20id", Some(&phone), None)
+        .await;
+    assert_eq!(bad_id.status, StatusCode::BAD_REQUEST, "{}", body(&bad_id));
+    assert_eq!(bad_id.error_field().as_deref(), Some("device_id"));
+    let unknown = ctx
+        .request(Method::DELETE, "/devices/watch", Some(&phone), None)
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.error_code(), "device_not_found");
+}
+
+#[tokio::test]
+async fn a_logged_out_device_is_refused_on_every_endpoint_and_the_others_are_not() {
+    let ctx = TestContext::new().await;
+    let phone = ctx.token(USER, "phone");
+    let tablet = ctx.token(USER, "tablet");
+    for (token, device) in [(&phone, "phone"), (&tablet, "tablet")] {
+        assert_eq!(
+            ctx.register(token, device, Some("t")).await.status,
+            StatusCode::OK
+        );
+    }
+    // The tablet logs the phone out.
+    let revoked = ctx
+        .request(Method::DELETE, "/devices/phone", Some(&tablet), None)
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", body(&revoked));
+    assert_eq!(revoked.json()["revoked"], true);
+    assert_eq!(revoked.json()["revoked_reason"], "logout");
+    // Revoking again keeps the first revocation.
+    ctx.clock.advance(Duration::minutes(1));
+    let again = ctx
+        .request(Method::DELETE, "/devices/phone", Some(&tablet), None)
+        .await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.json()["revoked_at"], revoked.json()["revoked_at"]);
+
+    for endpoint in Endpoint::ALL {
+        if endpoint == Endpoint::AuthRefresh {
+            continue; // no bearer token; covered by the refresh tests
+        }
+        let response = call(&ctx, endpoint, &phone, "phone").await;
+        assert_eq!(
+            response.status,
+            StatusCode::UNAUTHORIZED,
+            "{endpoint:?}: {}",
+            body(&response)
+        );
+        assert_eq!(response.error_code(), "device_revoked", "{endpoint:?}");
+    }
+    // The tablet is untouched, and sees the phone as logged out.
+    let list = ctx.get("/devices", &tablet, &[]).await;
+    assert_eq!(list.status, StatusCode::OK);
+    let phone_view = list.json()["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["device_id"] == "phone")
+        .cloned()
+        .unwrap();
+    assert_eq!(phone_view["revoked"], true);
+    assert_eq!(phone_view["push_enabled"], false);
+    let status = ctx.get("/sync/status", &tablet, &[]).await;
+    assert_eq!(status.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn another_container_refuses_a_logged_out_device_within_the_cache_bound() {
+    let ctx = TestContext::new().await;
+    let phone = ctx.token(USER, "phone");
+    let tablet = ctx.token(USER, "tablet");
+    assert_eq!(
+        ctx.register(&phone, "phone", None).await.status,
+        StatusCode::OK
+    );
+
+    // A second "container": its own state (and revocation cache) on the same table.
+    let mut other = AppState::new(
+        ctx.store.clone(),
+        Verifier::new(&config(&ctx.table).auth),
+        ctx.clock.clone(),
+    );
+    other.brain = false;
+    let via_other = |token: String| {
+        let other = other.clone();
+        async move {
+            sync_core::handlers::dispatch(
+                &other,
+                trainsync_tests::get_request("/devices", Some(&token), &[]),
+            )
+            .await
+            .status()
+        }
+    };
+    assert_eq!(
+        via_other(phone.clone()).await,
+        StatusCode::OK,
+        "warms its cache"
+    );
+
+    assert_eq!(
+        ctx.request(Method::DELETE, "/devices/phone", Some(&tablet), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // This container refuses at once.
+    assert_eq!(
+        ctx.get("/devices", &phone, &[]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // The other one trusts what it read until the cache bound, then refuses.
+    assert_eq!(via_other(phone.clone()).await, StatusCode::OK);
+    ctx.clock
+        .advance(Duration::seconds(REVOCATION_CACHE_SECS + 1));
+    assert_eq!(via_other(phone.clone()).await, StatusCode::UNAUTHORIZED);
+}
+
+fn pair(response: &TestResponse) -> (String, String) {
+    assert_eq!(response.status, StatusCode::OK, "{}", body(response));
+    assert_eq!(
+        response
+            .headers
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
+        Some("no-store")
+    );
+    let json: Value = response.json();
+    (
+        json["access_token"].as_str().unwrap().to_owned(),
+        json["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_a_reused_one_logs_the_device_out() {
+    let ctx = TestContext::new().await;
+    let login = ctx.login(USER, "phone").await;
+    assert_eq!(login.expires_in, 24 * 3600);
+    assert_eq!(
+        ctx.get("/devices", &login.access_token, &[]).await.status,
+        StatusCode::OK
+    );
+
+    ctx.clock.advance(Duration::hours(23));
+    let (access2, refresh2) = pair(&ctx.refresh(&login.refresh_token).await);
+    assert_ne!(refresh2, login.refresh_token);
+    assert_eq!(
+        ctx.get("/devices", &access2, &[]).await.status,
+        StatusCode::OK
+    );
+    ctx.clock.advance(Duration::hours(1));
+    let (access3, refresh3) = pair(&ctx.refresh(&refresh2).await);
+    assert_eq!(
+        ctx.get("/devices", &access3, &[]).await.status,
+        StatusCode::OK
+    );
+
+    // Another device of the user, logged in separately, must not be affected.
+    let tablet = ctx.login(USER, "tablet").await;
+
+    // The first refresh token comes back (a stolen copy): the phone is logged out.
+    let reused = ctx.refresh(&login.refresh_token).await;
+    assert_eq!(reused.status, StatusCode::UNAUTHORIZED, "{}", body(&reused));
+    assert_eq!(reused.error_code(), "refresh_token_reused");
+    assert_eq!(reused.error_field().as_deref(), Some("refresh_token"));
+    let after = ctx.get("/devices", &access3, &[]).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(after.error_code(), "device_revoked");
+    let current = ctx.refresh(&refresh3).await;
+    assert_eq!(current.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(current.error_code(), "device_revoked");
+
+    let list = ctx.get("/devices", &tablet.access_token, &[]).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", body(&list));
+    let phone = list.json()["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["device_id"] == "phone")
+        .cloned()
+        .unwrap();
+    assert_eq!(phone["revoked_reason"], "refresh_token_reuse");
+    assert!(!pair(&ctx.refresh(&tablet.refresh_token).await).0.is_empty());
+}
+
+#[tokio::test]
+async fn a_logout_refuses_the_refresh_token_and_a_new_login_works_alone() {
+    let ctx = TestContext::new().await;
+    let first = ctx.login(USER, "phone").await;
+    let tablet = ctx.token(USER, "tablet");
+    assert_eq!(
+        ctx.request(Method::DELETE, "/devices/phone", Some(&tablet), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let refused = ctx.refresh(&first.refresh_token).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.error_code(), "device_revoked");
+
+    // Logging in again brings the device back; the old login's tokens stay dead.
+    let second = ctx.login(USER, "phone").await;
+    assert_eq!(
+        ctx.get("/devices", &second.access_token, &[]).await.status,
+        StatusCode::OK
+    );
+    let old = ctx.get("/devices", &first.access_token, &[]).await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(old.error_code(), "device_revoked");
+    // A token without a login (issued elsewhere) no longer works for it either.
+    assert_eq!(
+        ctx.get("/devices", &ctx.token(USER, "phone"), &[])
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        ctx.refresh(&first.refresh_token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    pair(&ctx.refresh(&second.refresh_token).await);
+}
+
+#[tokio::test]
+async fn expired_and_malformed_tokens_are_refused() {
+    let ctx = TestContext::new().await;
+    let login = ctx.login(USER, "phone").await;
+    ctx.clock.advance(Duration::hours(25));
+    let expired = ctx.get("/devices", &login.access_token, &[]).await;
+    assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(expired.error_code(), "token_expired");
+    // The refresh token still works after the access token expired.
+    let (access, refresh) = pair(&ctx.refresh(&login.refresh_token).await);
+    assert_eq!(
+        ctx.get("/devices", &access, &[]).await.status,
+        StatusCode::OK
+    );
+
+    // Unused for longer than the idle limit, it expires too.
+    ctx.clock
+        .advance(Duration::days(REFRESH_IDLE_DAYS) + Duration::minutes(1));
+    let idle = ctx.refresh(&refresh).await;
+    assert_eq!(idle.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(idle.error_code(), "refresh_token_expired");
+
+    for bad in [
+        json!({"refresh_token": "rt1.not-a-uuid.x"}),
+        json!({"refresh_token": format!("rt1.{}.AAAA", uuid::Uuid::new_v4())}),
+    ] {
+        let response = ctx
+            .request(Method::POST, "/auth/refresh", None, Some(&bad))
+            .await;
+        assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{bad}");
+        assert_eq!(response.error_code(), "invalid_refresh_token");
+    }
+    // A token of an unknown login (well formed, never issued).
+    let forged = sync_core::refresh::RefreshToken::generate(uuid::Uuid::new_v4()).encode();
+    assert_eq!(
+        ctx.refresh(&forged).await.error_code(),
+        "invalid_refresh_token"
+    );
+    for (bad, field) in [
+        (json!({}), "refresh_token"),
+        (json!({"refresh_token": 5}), "refresh_token"),
+        (json!({"refresh_token": "x", "user_id": "u"}), "user_id"),
+    ] {
+        let response = ctx
+            .request(Method::POST, "/auth/refresh", None, Some(&bad))
+            .await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(response.error_field().as_deref(), Some(field), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_with_one_token_rotate_once() {
+    let ctx = Arc::new(TestContext::new().await);
+    let login = ctx.login(USER, "phone").await;
+    let attempts = futures::future::join_all((0..4).map(|_| {
+        let ctx = ctx.clone();
+        let token = login.refresh_token.clone();
+        async move { ctx.refresh(&token).await }
+    }))
+    .await;
+    let ok = attempts
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .count();
+    assert!(ok <= 1, "a refresh token works once, got {ok} successes");
+    assert!(
+        attempts
+            .iter()
+            .filter(|r| r.status != StatusCode::OK)
+            .all(|r| matches!(
+                r.error_code().as_str(),
+                "refresh_token_reused" | "device_revoked"
+            )),
+        "{:?}",
+        attempts.iter().map(|r| r.error_code()).collect::<Vec<_>>()
+    );
+}
