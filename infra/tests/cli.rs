@@ -146,6 +146,17 @@ async fn dynamodb_endpoint() -> (String, Option<DynamoDbLocal>) {
     }
 }
 
+/// `trainsync create-table` for `table` on `endpoint`.
+fn create_table(endpoint: &str, table: &str) {
+    let status = Command::new(TRAINSYNC)
+        .args(["create-table", "--table", table])
+        .env("DYNAMODB_ENDPOINT", endpoint)
+        .stdout(Stdio::null())
+        .status()
+        .expect("create-table runs");
+    assert!(status.success());
+}
+
 /// `trainsync ingest --file <file>` against `table`, with `stdin` piped in.
 fn ingest(endpoint: &str, table: &str, file: &str, stdin: &str) -> Output {
     let mut child = Command::new(TRAINSYNC)
@@ -184,13 +195,7 @@ async fn ingest_applies_an_event_once_and_the_plan_reads_back() {
         "cli-ingest-{}",
         Utc::now().timestamp_nanos_opt().unwrap_or_default()
     );
-    let status = Command::new(TRAINSYNC)
-        .args(["create-table", "--table", &table])
-        .env("DYNAMODB_ENDPOINT", &endpoint)
-        .stdout(Stdio::null())
-        .status()
-        .expect("create-table runs");
-    assert!(status.success());
+    create_table(&endpoint, &table);
 
     let today = Utc::now().date_naive();
     let event = json!({
@@ -265,13 +270,7 @@ async fn login_prints_a_pair_whose_access_token_verifies() {
         "cli-login-{}",
         Utc::now().timestamp_nanos_opt().unwrap_or_default()
     );
-    let status = Command::new(TRAINSYNC)
-        .args(["create-table", "--table", &table])
-        .env("DYNAMODB_ENDPOINT", &endpoint)
-        .stdout(Stdio::null())
-        .status()
-        .expect("create-table runs");
-    assert!(status.success());
+    create_table(&endpoint, &table);
     let login = |user: &str| {
         Command::new(TRAINSYNC)
             .args(["login", "--user", user, "--device", "phone"])

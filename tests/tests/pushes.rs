@@ -269,3 +269,36 @@ async fn a_disabled_endpoint_is_dropped_without_blocking_the_others() {
         BTreeMap::from([("phone".to_owned(), true), ("tablet".to_owned(), false)])
     );
 }
+
+#[tokio::test]
+async fn concurrent_invocations_of_one_batch_push_each_device_once() {
+    let (ctx, receiver) = pushing().await;
+    for device in ["phone", "tablet", "watch", "laptop"] {
+        live_device(&ctx, device).await;
+    }
+    ctx.clock.advance(Duration::minutes(1));
+    ctx.ingest_for(USER, json!({"alerts": [alert(Uuid::new_v4(), "critical")]}))
+        .await;
+    let batch = stream_batch(&ctx).await;
+    // Duplicate deliveries of one batch racing each other (a re-invocation
+    // while the first is still running): the ledger lets one send per device;
+    // the others see the claim in flight and report the record for retry.
+    let responses =
+        futures::future::join_all((0..4).map(|_| fan_out(&ctx.state, batch.clone()))).await;
+    let mut retried = responses
+        .iter()
+        .filter(|r| !r.batch_item_failures.is_empty())
+        .count();
+    while retried > 0 {
+        let response = fan_out(&ctx.state, batch.clone()).await;
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+        retried -= 1;
+    }
+    assert_eq!(
+        per_device(&receiver),
+        ["laptop", "phone", "tablet", "watch"]
+            .into_iter()
+            .map(|d| (d.to_owned(), 1))
+            .collect()
+    );
+}

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -18,6 +19,8 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     ConditionCheck, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_types::retry::ProvideErrorKind;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -92,6 +95,22 @@ fn device_from(item: Item) -> Result<DeviceRecord, StoreError> {
 /// A non-empty returned item, read as a device.
 fn returned_device(item: Option<Item>) -> Result<Option<DeviceRecord>, StoreError> {
     item.filter(|i| !i.is_empty()).map(device_from).transpose()
+}
+
+/// The outcome of a conditional write whose failed condition means there is
+/// nothing (left) to do.
+fn done_unless_failed<O, E>(
+    result: Result<O, SdkError<E, HttpResponse>>,
+    failed_condition: impl Fn(&E) -> bool,
+) -> Result<(), StoreError>
+where
+    E: ProvideErrorKind + ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(err) if err.as_service_error().is_some_and(failed_condition) => Ok(()),
+        Err(err) => Err(store_error(err)),
+    }
 }
 
 fn build<T, E: std::fmt::Display>(built: Result<T, E>) -> Result<T, StoreError> {
@@ -285,12 +304,12 @@ impl DeviceStore for DynamoStore {
                 .expression_attribute_values(":now", s(now.to_rfc3339()))
                 .send()
                 .await;
-            if let Err(err) = marked
-                && !err
-                    .as_service_error()
-                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception)
-            {
-                tracing::warn!(error = %store_error(err), %login, "login not marked revoked (the device is)");
+            // A failed condition: the login item is gone (expired); nothing to mark.
+            if let Err(error) = done_unless_failed(
+                marked,
+                UpdateItemError::is_conditional_check_failed_exception,
+            ) {
+                tracing::warn!(%error, %login, "login not marked revoked (the device is)");
             }
         }
         Ok(before)
@@ -312,18 +331,11 @@ impl DeviceStore for DynamoStore {
             .expression_attribute_values(":endpoint", s(endpoint))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Already replaced by a new registration: keep that one.
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(store_error(err)),
-        }
+        // A failed condition: already replaced by a new registration; keep that one.
+        done_unless_failed(
+            result,
+            UpdateItemError::is_conditional_check_failed_exception,
+        )
     }
 
     async fn start_login(&self, login: &StoredLogin, now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -562,17 +574,10 @@ impl DeviceStore for DynamoStore {
             .expression_attribute_values(":sending", s("sending"))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Finished meanwhile: nothing to release.
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(DeleteItemError::is_conditional_check_failed_exception) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(store_error(err)),
-        }
+        // A failed condition: finished meanwhile, nothing to release.
+        done_unless_failed(
+            result,
+            DeleteItemError::is_conditional_check_failed_exception,
+        )
     }
 }
