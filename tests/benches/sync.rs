@@ -121,9 +121,64 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The critical-alert fan-out for users with 1, 5 and 20 live devices: the
+/// DynamoDB requests and time one alert costs (the stream batch read from
+/// DynamoDB Local's real stream, pushed to a local receiver).
+async fn measure_fanout(ctx: &mut TestContext) {
+    use sync_core::push::HttpPushProvider;
+    use trainsync_infra::push_receiver::PushReceiver;
+    let receiver = PushReceiver::start().await.expect("a loopback port");
+    ctx.state.push = Some(std::sync::Arc::new(HttpPushProvider::new(receiver.url())));
+    println!("\ncritical-alert fan-out, one alert:");
+    for devices in [1usize, 5, 20] {
+        let user = format!("fanout-{devices}");
+        for i in 0..devices {
+            let device = format!("device-{i}");
+            let token = ctx.token(&user, &device);
+            let response = ctx
+                .register(&token, &device, Some(&format!("token-{i}")))
+                .await;
+            assert!(response.status.is_success());
+        }
+        ctx.clock.advance(chrono::Duration::minutes(1));
+        ctx.ingest_for(
+            &user,
+            json!({"alerts": [{"id": Uuid::new_v4(), "kind": "injury_risk", "severity": "critical",
+                "title_key": "t", "body_key": "b", "created_at": ctx.now()}]}),
+        )
+        .await;
+        let records =
+            trainsync_infra::stream_poller::read_all(&trainsync_tests::config(&ctx.table))
+                .await
+                .expect("the stream");
+        let mut event = aws_lambda_events::event::dynamodb::Event::default();
+        event.records = records
+            .into_iter()
+            .rfind(sync_core::stream_filter::passes)
+            .into_iter()
+            .collect();
+        let before = ctx.counter.total();
+        let pushed_before = receiver.received().len();
+        let started = Instant::now();
+        let response = sync_core::fanout::fan_out(&ctx.state, event.clone()).await;
+        let elapsed = started.elapsed();
+        assert!(response.batch_item_failures.is_empty());
+        let requests = ctx.counter.total() - before;
+        let before_replay = ctx.counter.total();
+        sync_core::fanout::fan_out(&ctx.state, event).await;
+        println!(
+            "  {devices:>2} devices: {} pushes, {requests} DynamoDB requests ({:.2} per device), {:.1} ms; a replay: {} requests, no push",
+            receiver.received().len() - pushed_before,
+            requests as f64 / devices as f64,
+            elapsed.as_secs_f64() * 1000.0,
+            ctx.counter.total() - before_replay,
+        );
+    }
+}
+
 #[tokio::main]
 async fn main() {
-    let ctx = TestContext::new().await;
+    let mut ctx = TestContext::new().await;
     let sizes = [("small", 10usize), ("large", 2000usize)];
     let mut results = Vec::new();
     for (user, size) in sizes {
@@ -185,6 +240,7 @@ async fn main() {
         gzip_bytes / 1024,
         100.0 * (1.0 - gzip_bytes as f64 / json_bytes as f64)
     );
+    measure_fanout(&mut ctx).await;
     if let Some(kib) = peak_rss_kib() {
         println!(
             "peak resident memory of the bench process: {} MiB",
