@@ -21,7 +21,6 @@ use aws_lambda_events::event::dynamodb::{
     Event, EventRecord, StreamRecord, StreamViewType, UserIdentity,
 };
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
-use aws_sdk_dynamodbstreams::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodbstreams::error::SdkError;
 use aws_sdk_dynamodbstreams::operation::get_records::GetRecordsError;
 use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
@@ -361,49 +360,15 @@ struct Page {
 }
 
 impl Clients {
-    /// The DynamoDB client as the handlers build it, and a streams client for
-    /// the same endpoint and region. With an endpoint (DynamoDB Local) the
-    /// credentials are the same static local ones; without, they come from
-    /// the `AWS_*` environment variables, since this crate has no `aws-config`
-    /// (and the DynamoDB client's config cannot hand its provider over).
+    /// The DynamoDB client as the handlers build it, and a streams client on
+    /// the same SDK configuration (credentials, region) and endpoint.
     async fn new(config: &Config) -> Self {
-        let dynamodb = sync_core::store::dynamo::client_for(config).await;
-        let mut builder =
-            aws_sdk_dynamodbstreams::Config::builder().behavior_version(BehaviorVersion::latest());
-        let region = config.region.clone().or_else(|| {
-            config
-                .dynamodb_endpoint
-                .as_ref()
-                .map(|_| "us-east-1".to_owned())
-        });
-        builder.set_region(region.map(Region::new));
+        let sdk = sync_core::store::dynamo::sdk_config(config).await;
+        let dynamodb = sync_core::store::dynamo::client_from(&sdk, config, Default::default());
+        let mut builder = aws_sdk_dynamodbstreams::config::Builder::from(&sdk);
         if let Some(endpoint) = &config.dynamodb_endpoint {
-            // DynamoDB Local accepts any credentials; never reach for real ones.
-            builder = builder
-                .credentials_provider(Credentials::new(
-                    "local",
-                    "local",
-                    None,
-                    None,
-                    "trainsync-local",
-                ))
-                .endpoint_url(endpoint);
-        } else if let (Ok(key), Ok(secret)) = (
-            std::env::var("AWS_ACCESS_KEY_ID"),
-            std::env::var("AWS_SECRET_ACCESS_KEY"),
-        ) {
-            let token = std::env::var("AWS_SESSION_TOKEN").ok();
-            builder = builder.credentials_provider(Credentials::new(
-                key,
-                secret,
-                token,
-                None,
-                "environment",
-            ));
+            builder = builder.endpoint_url(endpoint);
         }
-        let shared = dynamodb.config();
-        builder.set_retry_config(shared.retry_config().cloned());
-        builder.set_timeout_config(shared.timeout_config().cloned());
         let streams = aws_sdk_dynamodbstreams::Client::from_conf(builder.build());
         Self { dynamodb, streams }
     }

@@ -12,6 +12,10 @@ pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
     let config = Config::from_env()?;
     tracing::info!(?endpoint, table = %config.table_name, "cold start");
     let state = AppState::from_config(config).await?;
+    // Fail at deploy time, not on every refresh request.
+    if endpoint == Endpoint::AuthRefresh && state.tokens.is_none() {
+        return Err("POST /auth/refresh issues tokens: with JWKS_URL set JWT_SIGNING_KEY and JWT_SIGNING_KID".into());
+    }
     let state = &state;
     lambda_http::run(service_fn(move |req: Request| async move {
         Ok::<_, Error>(handle(state, endpoint, req).await)

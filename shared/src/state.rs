@@ -54,7 +54,9 @@ impl AppState {
 
     /// The production wiring: DynamoDB, the configured verifier, the system clock.
     pub async fn from_config(config: Config) -> Result<Self, StartupError> {
-        let store = DynamoStore::from_config(&config).await;
+        // One SDK configuration (credentials, region) for every client.
+        let sdk = crate::store::dynamo::sdk_config(&config).await;
+        let store = DynamoStore::from_sdk_config(&config, &sdk);
         let mut state = Self::new(
             Arc::new(store),
             Verifier::new(&config.auth),
@@ -62,28 +64,26 @@ impl AppState {
         );
         state.brain = config.brain;
         state.tokens = TokenIssuer::from_config(&config)?.map(Arc::new);
-        state.push = push_provider(&config).await;
+        state.push = push_provider(&config, &sdk);
         Ok(state)
     }
 }
 
-/// The push service `config` names, built once.
-pub async fn push_provider(config: &Config) -> Option<Arc<dyn PushProvider>> {
+/// The push service `config` names, built once on the shared SDK configuration.
+pub fn push_provider(
+    config: &Config,
+    sdk: &aws_config::SdkConfig,
+) -> Option<Arc<dyn PushProvider>> {
     match &config.push {
         PushConfig::Off => None,
         PushConfig::Http { url } => Some(Arc::new(HttpPushProvider::new(url.clone()))),
         PushConfig::Sns {
             apns_application_arn,
             fcm_application_arn,
-        } => {
-            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .load()
-                .await;
-            Some(Arc::new(SnsPushProvider::new(
-                aws_sdk_sns::Client::new(&sdk),
-                apns_application_arn.clone(),
-                fcm_application_arn.clone(),
-            )))
-        }
+        } => Some(Arc::new(SnsPushProvider::new(
+            aws_sdk_sns::Client::new(sdk),
+            apns_application_arn.clone(),
+            fcm_application_arn.clone(),
+        ))),
     }
 }

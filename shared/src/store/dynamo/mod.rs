@@ -40,9 +40,11 @@ use records::*;
 
 type Item = HashMap<String, AttributeValue>;
 
-/// Builds the DynamoDB client for `config` (honouring `DYNAMODB_ENDPOINT`),
-/// counting its requests into `counter`.
-pub async fn client_with_counter(config: &Config, counter: Arc<RequestCounter>) -> Client {
+/// The AWS SDK configuration for `config`, loaded once per cold start and
+/// shared by every client: the default credential chain and region, or with
+/// `DYNAMODB_ENDPOINT` (DynamoDB Local) static local credentials and
+/// `us-east-1` unless `AWS_REGION` says otherwise.
+pub async fn sdk_config(config: &Config) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(region) = &config.region {
         loader = loader.region(aws_config::Region::new(region.clone()));
@@ -59,13 +61,28 @@ pub async fn client_with_counter(config: &Config, counter: Arc<RequestCounter>) 
             "trainsync-local",
         ));
     }
-    let sdk_config = loader.load().await;
-    let mut builder = aws_sdk_dynamodb::config::Builder::from(&sdk_config)
-        .interceptor(CountingInterceptor(counter));
+    loader.load().await
+}
+
+/// The DynamoDB client on `sdk` (honouring `DYNAMODB_ENDPOINT`), counting
+/// its requests into `counter`.
+pub fn client_from(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+    counter: Arc<RequestCounter>,
+) -> Client {
+    let mut builder =
+        aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(CountingInterceptor(counter));
     if let Some(endpoint) = &config.dynamodb_endpoint {
         builder = builder.endpoint_url(endpoint);
     }
     Client::from_conf(builder.build())
+}
+
+/// Builds the DynamoDB client for `config` (honouring `DYNAMODB_ENDPOINT`),
+/// counting its requests into `counter`.
+pub async fn client_with_counter(config: &Config, counter: Arc<RequestCounter>) -> Client {
+    client_from(&sdk_config(config).await, config, counter)
 }
 
 /// Builds the DynamoDB client for `config` (honouring `DYNAMODB_ENDPOINT`).
@@ -93,8 +110,13 @@ impl DynamoStore {
 
     /// Connects as `config` says.
     pub async fn from_config(config: &Config) -> Self {
+        Self::from_sdk_config(config, &sdk_config(config).await)
+    }
+
+    /// Connects as `config` says, on an already loaded SDK configuration.
+    pub fn from_sdk_config(config: &Config, sdk: &aws_config::SdkConfig) -> Self {
         let counter = Arc::new(RequestCounter::default());
-        let client = client_with_counter(config, counter.clone()).await;
+        let client = client_from(sdk, config, counter.clone());
         Self::new(client, config.table_name.clone(), counter)
     }
 
