@@ -152,7 +152,7 @@ pub enum Error {
         flag: &'static str,
         /// Why.
         #[source]
-        source: sync_core::domain::IdError,
+        source: trainsync_protocol::domain::IdError,
     },
     /// The login failed.
     #[error("login failed: {0}")]
@@ -321,7 +321,7 @@ async fn run_ingest(args: IngestArgs) -> Result<(), Error> {
 }
 
 async fn run_login(args: LoginArgs) -> Result<(), Error> {
-    use sync_core::domain::{DeviceId, UserId};
+    use trainsync_protocol::domain::{DeviceId, UserId};
     let user = UserId::parse(args.user).map_err(|source| Error::Id {
         flag: "user",
         source,

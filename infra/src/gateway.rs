@@ -21,8 +21,8 @@ use lambda_http::{Body, RequestExt as _};
 use sync_core::error::ApiError;
 use sync_core::http::{error_reply, into_response};
 use sync_core::state::AppState;
-use sync_core::validation::{FieldError, FieldErrorCode};
 use tokio::net::TcpListener;
+use trainsync_protocol::validate::{FieldError, FieldErrorCode};
 
 /// Largest body the gateway buffers (1 MiB): comfortably above the handlers'
 /// own 256 KiB cap, so oversized uploads get the handlers' 413.

@@ -653,7 +653,7 @@ where
             .records
             .into_iter()
             .map(|record| convert(record, stream_arn))
-            .partition(sync_core::stream_filter::passes);
+            .partition(crate::stream_filter::passes);
         Counters::add(&self.counters.records_filtered_out, filtered.len());
         for batch in passing.chunks(self.options.batch_size) {
             self.deliver(batch.to_vec()).await;

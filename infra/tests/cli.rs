@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use serde_json::{Value, json};
-use sync_core::domain::{EntityKind, UserId};
 use sync_core::store::dynamo::DynamoStore;
 use sync_core::store::{EntityKey, SyncStore as _};
 use trainsync_infra::dynamodb_local::{self, DynamoDbLocal, Options};
 use trainsync_infra::local_config;
+use trainsync_protocol::domain::{EntityKind, UserId};
 
 const TRAINSYNC: &str = env!("CARGO_BIN_EXE_trainsync");
 

@@ -2,9 +2,9 @@
 //! real loopback HTTP: deliveries arrive intact, an outage is a retryable
 //! error, and nothing is recorded twice.
 
-use sync_core::domain::AlertKind;
 use sync_core::push::{HttpPushProvider, PushError, PushMessage, PushProvider, PushTarget};
 use trainsync_infra::push_receiver::PushReceiver;
+use trainsync_protocol::domain::AlertKind;
 use uuid::Uuid;
 
 fn message() -> PushMessage {

@@ -393,7 +393,7 @@ async fn read_all_returns_the_stream_in_order_converted() {
     // The same records Lambda's filter would let through.
     let passes: Vec<bool> = records
         .iter()
-        .map(sync_core::stream_filter::passes)
+        .map(trainsync_infra::stream_filter::passes)
         .collect();
     assert_eq!(passes, [true, false, false, false]);
 }

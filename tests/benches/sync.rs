@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use sync_core::domain::{EntityKind, UserId};
 use sync_core::publish::publish;
 use sync_core::store::{EntityKey, EntityWrite};
+use trainsync_protocol::domain::{EntityKind, UserId};
 use trainsync_tests::{TestContext, TestResponse, activity};
 use uuid::Uuid;
 
@@ -154,7 +154,7 @@ async fn measure_fanout(ctx: &mut TestContext) {
         let mut event = aws_lambda_events::event::dynamodb::Event::default();
         event.records = records
             .into_iter()
-            .rfind(sync_core::stream_filter::passes)
+            .rfind(trainsync_infra::stream_filter::passes)
             .into_iter()
             .collect();
         let before = ctx.counter.total();

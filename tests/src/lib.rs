@@ -241,11 +241,11 @@ impl TestContext {
     }
 
     /// Logs `device` of `user` in as the login service would; returns the token pair.
-    pub async fn login(&self, user: &str, device: &str) -> sync_core::protocol::TokenPair {
+    pub async fn login(&self, user: &str, device: &str) -> trainsync_protocol::wire::TokenPair {
         sync_core::tokens::login(
             &self.state,
-            &sync_core::domain::UserId::parse(user).expect("user id"),
-            &sync_core::domain::DeviceId::parse(device).expect("device id"),
+            &trainsync_protocol::domain::UserId::parse(user).expect("user id"),
+            &trainsync_protocol::domain::DeviceId::parse(device).expect("device id"),
         )
         .await
         .expect("login")

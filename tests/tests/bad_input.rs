@@ -12,7 +12,7 @@ use http::{Method, StatusCode};
 use lambda_http::{Body, Request};
 use serde_json::{Value, json};
 use sync_core::auth::mint_hs256_token;
-use sync_core::limits::{MAX_BATCH_ITEMS, MAX_BODY_BYTES};
+use trainsync_protocol::limits::{MAX_BATCH_ITEMS, MAX_BODY_BYTES};
 use trainsync_tests::{
     AUDIENCE, ISSUER, SECRET, TestContext, TestResponse, activity, get_request, gzip, post_request,
 };
@@ -35,7 +35,7 @@ struct Stored {
 async fn stored(ctx: &TestContext, token: &str) -> Stored {
     // The whole change log (a snapshot only reaches back 90 days), in small
     // pages so it spans several.
-    let start = sync_core::cursor::Cursor::START.encode(USER);
+    let start = trainsync_protocol::cursor::Cursor::START.encode(USER);
     let (mut pages, _) = ctx.download_all(token, Some(&start), 2).await;
     for page in &mut pages {
         page.as_object_mut()
@@ -669,7 +669,7 @@ async fn bad_items_are_reported_one_by_one_and_good_items_kept() {
     assert!(body["conflicts"].as_array().unwrap().is_empty(), "{body}");
 
     // The good items are downloadable next to the seeded ones; the bad ones are nowhere.
-    let start = sync_core::cursor::Cursor::START.encode(USER);
+    let start = trainsync_protocol::cursor::Cursor::START.encode(USER);
     let (pages, _) = fx.ctx.download_all(&fx.token, Some(&start), 100).await;
     let mut expected_ids = entity_ids(&fx.before.pages);
     expected_ids.extend([
@@ -875,7 +875,7 @@ async fn a_gzip_body_is_accepted() {
         .await;
     assert_eq!(check.status, StatusCode::OK, "{}", check.json());
 
-    let start = sync_core::cursor::Cursor::START.encode(USER);
+    let start = trainsync_protocol::cursor::Cursor::START.encode(USER);
     let (pages, _) = fx.ctx.download_all(&fx.token, Some(&start), 100).await;
     let notes: Vec<&Value> = pages
         .iter()

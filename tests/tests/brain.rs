@@ -5,8 +5,8 @@
 use chrono::{Days, NaiveDate, NaiveTime};
 use http::StatusCode;
 use serde_json::{Value, json};
-use sync_core::domain::CalculatedMetrics;
-use sync_core::training_load::{ALGORITHM_VERSION, TrainingLoad, compute};
+use trainsync_protocol::domain::CalculatedMetrics;
+use trainsync_protocol::rules::training_load::{ALGORITHM_VERSION, TrainingLoad, compute};
 use trainsync_tests::TestContext;
 use uuid::Uuid;
 

@@ -210,7 +210,7 @@ async fn the_device_drops_its_duplicate_and_later_edits_under_its_id_reach_the_s
 
     // The phone logged the run before the merge: its next download from its
     // old position tells it the duplicate's fate.
-    let start_cursor = sync_core::cursor::Cursor::START.encode(USER);
+    let start_cursor = trainsync_protocol::cursor::Cursor::START.encode(USER);
     let (changes, _) = download(&ctx, &phone, Some(&start_cursor)).await;
     let deleted = find(&changes["deleted"], &manual_id.to_string()).expect("a tombstone");
     assert_eq!(deleted["reason"], "merged_duplicate");

@@ -10,10 +10,10 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use sync_core::auth::Verifier;
 use sync_core::clock::ManualClock;
-use sync_core::domain::{EntityKind, UserId};
 use sync_core::publish::publish;
 use sync_core::state::AppState;
 use sync_core::store::{EntityKey, EntityWrite};
+use trainsync_protocol::domain::{EntityKind, UserId};
 use trainsync_tests::{TestContext, activity, config};
 use uuid::Uuid;
 
@@ -92,7 +92,7 @@ async fn a_polling_reader_gets_every_change_exactly_once_under_concurrent_writer
 
     // A reader polls with small pages while the writers run.
     let reader_token = ctx.token(USER, "laptop");
-    let mut cursor: Option<String> = Some(sync_core::cursor::Cursor::START.encode(USER));
+    let mut cursor: Option<String> = Some(trainsync_protocol::cursor::Cursor::START.encode(USER));
     let mut seen: BTreeMap<String, u32> = BTreeMap::new();
     let mut last_seq = 0;
     let mut polls = 0;
@@ -261,7 +261,7 @@ async fn an_incremental_sync_costs_the_same_whatever_the_history() {
             )
             .await;
         // From three changes before the head: a typical incremental page.
-        let since = sync_core::cursor::Cursor::Log {
+        let since = trainsync_protocol::cursor::Cursor::Log {
             seq: history as u64 - 3,
         }
         .encode(user);

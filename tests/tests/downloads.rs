@@ -7,10 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Days, Duration, NaiveDate, Utc};
 use http::StatusCode;
 use serde_json::{Value, json};
-use sync_core::domain::UserId;
-use sync_core::fixtures::{step, workout_id};
-use sync_core::plan::{PlanDiff, StepKind, TrainingPlan, WorkoutTargets, WorkoutType, apply};
 use sync_core::store::SyncStore;
+use trainsync_protocol::domain::UserId;
+use trainsync_protocol::fixtures::{step, workout_id};
+use trainsync_protocol::plan::{
+    PlanDiff, StepKind, TrainingPlan, WorkoutTargets, WorkoutType, apply,
+};
 use trainsync_tests::{TestContext, get_request};
 use uuid::Uuid;
 
@@ -102,7 +104,7 @@ fn json_len(value: &impl serde::Serialize) -> usize {
 
 /// The shared realistic 8-week plan (version 1), from `starts_on`.
 fn realistic_plan(starts_on: NaiveDate, generated_at: DateTime<Utc>) -> TrainingPlan {
-    sync_core::fixtures::realistic_plan(starts_on, generated_at, 1)
+    trainsync_protocol::fixtures::realistic_plan(starts_on, generated_at, 1)
 }
 
 /// Ingests `plan` as the user's new plan; returns the version the server gave it.
@@ -429,7 +431,7 @@ async fn cellular_defers_tracks_and_wifi_catches_up_without_losing_anything() {
         response.bytes.len() as u64,
         track_ref["bytes"].as_u64().unwrap()
     );
-    let track = sync_core::track::decode(&response.bytes).expect("a valid track");
+    let track = trainsync_protocol::track::decode(&response.bytes).expect("a valid track");
     assert_eq!(track.points.len(), 120);
 
     // A high-priority change from another device while the phone is on cellular.

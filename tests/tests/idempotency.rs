@@ -6,10 +6,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Duration;
 use http::StatusCode;
 use serde_json::{Value, json};
-use sync_core::domain::{EntityKind, SyncRequestId, UserId};
 use sync_core::store::{
     BeginOutcome, Commit, CommitOutcome, EntityKey, EntityWrite, RequestCompletion, SyncStore,
 };
+use trainsync_protocol::domain::{EntityKind, SyncRequestId, UserId};
 use trainsync_tests::{TestContext, activity, gzip, post_request};
 use uuid::Uuid;
 
@@ -246,7 +246,7 @@ async fn the_largest_batch_is_taken_whole_and_a_larger_one_refused() {
     let ctx = TestContext::new().await;
     let token = ctx.token("erin", "phone");
     let sync_id = ctx.check(&token, "erin").await;
-    let max = sync_core::limits::MAX_BATCH_ITEMS;
+    let max = trainsync_protocol::limits::MAX_BATCH_ITEMS;
     let mut body = json!({
         "activities": (0..max - 3).map(|_| activity(Uuid::new_v4(), "x")).collect::<Vec<_>>(),
         "daily_metrics": [{"date": "2025-05-30", "soreness": 3, "submitted_at": "2025-05-30T06:00:00Z"}],

@@ -674,7 +674,7 @@ async fn conflicts_tracks_and_undo_of_another_user_are_out_of_reach() {
         .to_owned();
     // And a GPS track.
     let activity_id = Uuid::new_v4().to_string();
-    let user = sync_core::domain::UserId::parse(ALICE).unwrap();
+    let user = trainsync_protocol::domain::UserId::parse(ALICE).unwrap();
     sync_core::store::TrackStore::put_track(
         ctx.store.as_ref(),
         &user,

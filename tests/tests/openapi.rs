@@ -21,33 +21,35 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sync_core::auth::AuthError;
 use sync_core::compression::decode_body;
-use sync_core::domain::{
+use sync_core::error::ApiError;
+use sync_core::handlers::{Endpoint, plan_upload};
+use sync_core::http::{error_reply, into_response};
+use sync_core::refresh::{REFRESH_IDLE_DAYS, RefreshToken};
+use sync_core::retention::INACTIVE_DEVICE_DAYS;
+use sync_core::revocation::REVOCATION_CACHE_SECS;
+use sync_core::store::{EntityKey, Head, Loaded, SessionState, StoreError, StoredEntity};
+use sync_core::tokens::ACCESS_TOKEN_TTL_HOURS;
+use trainsync_protocol::domain::{
     Activity, ActivitySource, ActivityType, ConflictRecord, ConflictRule, ConflictStatus,
     DailyMetric, DeviceId, EntityKind, PlanAdjustment, Priority, RestoreTarget, SettingKey,
     SettingValue, SettingsChange, TombstoneReason, TrackRef, UNDO_WINDOW_HOURS, UndoAction,
     WorkoutId,
 };
-use sync_core::error::ApiError;
-use sync_core::handlers::{Endpoint, plan_upload};
-use sync_core::http::{error_reply, into_response};
-use sync_core::ingest::{IngestEvent, IngestRequest};
-use sync_core::limits;
-use sync_core::plan::{PlanDiff, PlanOp, PlannedWorkout, TrainingPlan, WorkoutType};
-use sync_core::protocol::{
+use trainsync_protocol::limits;
+use trainsync_protocol::plan::{PlanDiff, PlanOp, PlannedWorkout, TrainingPlan, WorkoutType};
+use trainsync_protocol::reference::{
+    ReferenceCurrent, ReferenceEntry, ReferenceKind, ReferenceSnapshot,
+};
+use trainsync_protocol::rules::resolve::TrackReady;
+use trainsync_protocol::validate::{FieldError, FieldErrorCode, Validate, validate_item};
+use trainsync_protocol::wire::{
     AcceptedItem, CheckRequest, CheckResponse, CompleteRequest, CompleteResponse, CompleteStatus,
     ConflictEntry, ConflictItem, ConflictsResponse, DeferredChanges, DeletedEntity, DeviceStatus,
     DeviceView, DevicesResponse, DownloadResponse, ErrorBody, ErrorDetail, ItemType, Network,
     Platform, ProcessingError, RefreshRequest, RegisterDeviceRequest, RevokeReason, SessionStatus,
     StatusResponse, TokenPair, UndoResponse, UploadRequest, UploadResponse,
 };
-use sync_core::reference::{ReferenceCurrent, ReferenceEntry, ReferenceKind, ReferenceSnapshot};
-use sync_core::refresh::{REFRESH_IDLE_DAYS, RefreshToken};
-use sync_core::resolve::TrackReady;
-use sync_core::retention::INACTIVE_DEVICE_DAYS;
-use sync_core::revocation::REVOCATION_CACHE_SECS;
-use sync_core::store::{EntityKey, Head, Loaded, SessionState, StoreError, StoredEntity};
-use sync_core::tokens::ACCESS_TOKEN_TTL_HOURS;
-use sync_core::validation::{FieldError, FieldErrorCode, Validate, validate_item};
+use trainsync_protocol::wire::{IngestEvent, IngestRequest};
 use uuid::Uuid;
 
 static SPEC: LazyLock<Spec> = LazyLock::new(|| {
@@ -1080,7 +1082,10 @@ fn server_set_activity_fields_are_ignored_in_uploads() {
     let plan = plan_upload(&request, Utc::now());
     assert_eq!(plan.errors, vec![], "accepted");
     match plan.batch.changes.as_slice() {
-        [sync_core::resolve::Change::Activity(taken), ..] => assert_eq!(*taken, activity()),
+        [
+            trainsync_protocol::rules::resolve::Change::Activity(taken),
+            ..,
+        ] => assert_eq!(*taken, activity()),
         other => panic!("{other:?}"),
     }
     let described = SPEC.schema("Activity")["description"]

@@ -13,12 +13,12 @@ use aws_lambda_events::event::dynamodb::Event;
 use chrono::Duration;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use sync_core::cursor::Cursor;
 use sync_core::fanout::fan_out;
 use sync_core::push::HttpPushProvider;
-use sync_core::stream_filter::passes;
 use trainsync_infra::push_receiver::PushReceiver;
+use trainsync_infra::stream_filter::passes;
 use trainsync_infra::stream_poller;
+use trainsync_protocol::cursor::Cursor;
 use trainsync_tests::{TestContext, config};
 use uuid::Uuid;
 

@@ -9,11 +9,11 @@ use chrono::{DateTime, Utc};
 use http::StatusCode;
 use lambda_http::Request;
 use serde_json::{Value, json};
-use sync_core::reference::{
+use sync_core::store::ReferenceStore;
+use trainsync_protocol::reference::{
     PublishOutcome, REFERENCE_SHARDS, ReferenceEntry, ReferenceKind, ReferenceSnapshot,
 };
-use sync_core::store::ReferenceStore;
-use sync_core::validation::FieldErrorCode;
+use trainsync_protocol::validate::FieldErrorCode;
 use trainsync_tests::{TestContext, TestResponse, get_request};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";

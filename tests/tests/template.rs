@@ -11,7 +11,7 @@ use serde_yaml::Value;
 use sync_core::config::{Config, PushConfig};
 use sync_core::handlers::Endpoint;
 use sync_core::store::dynamo::schema;
-use sync_core::stream_filter::FANOUT_FILTER_PATTERN;
+use trainsync_infra::stream_filter::FANOUT_FILTER_PATTERN;
 
 fn template() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
@@ -357,7 +357,7 @@ fn the_ingest_function_has_no_route_and_is_invoked_through_iam() {
     // A timed-out invocation must not outlive its idempotency claim's in-progress window.
     let timeout = ingest["Properties"]["Timeout"].as_i64().expect("a timeout");
     assert!(
-        timeout < sync_core::limits::IDEMPOTENCY_IN_PROGRESS_SECS,
+        timeout < trainsync_protocol::limits::IDEMPOTENCY_IN_PROGRESS_SECS,
         "{name}: {timeout} s"
     );
 

@@ -5,8 +5,8 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use http::StatusCode;
-use sync_core::domain::UserId;
 use sync_core::store::TrackStore;
+use trainsync_protocol::domain::UserId;
 use trainsync_tests::{TestContext, TestResponse, get_request};
 use uuid::Uuid;
 

@@ -1,0 +1,382 @@
+//! The backend's way into a user's data: the Adaptive Training Engine and the
+//! wearable pipeline publish plans, metrics, alerts, coach's notes and
+//! wearable activities here. Same validation, conflict rules, change log and
+//! gap-free cursor as client uploads; idempotent by `ingest_id` (7 days).
+//! Served by the `sync-ingest` Lambda and the `trainsync ingest` command.
+
+use crate::apply::load_for;
+use crate::brain;
+use crate::error::ApiError;
+use crate::idempotency::{Once, body_hash, once};
+use crate::publish::MAX_COMMIT_ATTEMPTS;
+use crate::state::AppState;
+use crate::store::{Commit, CommitOutcome, RequestCompletion, StoreError, contention_backoff};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+use trainsync_protocol::domain::{Alert, CalculatedMetrics, SyncRequestId, TrackRef, UserId};
+use trainsync_protocol::limits::{IDEMPOTENCY_TTL_SECS, MAX_INGEST_ITEMS};
+use trainsync_protocol::plan::TrainingPlan;
+use trainsync_protocol::reference::PublishOutcome;
+use trainsync_protocol::rules::merge::Origin;
+use trainsync_protocol::rules::resolve::{Batch, Change, CoachNote, Context, TrackReady};
+use trainsync_protocol::track::{Track, encode};
+use trainsync_protocol::validate::{FieldError, FieldErrorCode, parse_json, validate_item};
+use trainsync_protocol::wire::{IngestEvent, IngestRequest, IngestResponse, WearableActivity};
+use trainsync_protocol::wire::{ItemType, ProcessingError};
+use uuid::Uuid;
+
+/// A validated ingest request.
+struct IngestPlan {
+    batch: Batch,
+    sources: Vec<(ItemType, usize, Option<String>)>,
+    tracks: Vec<(Uuid, Track)>,
+    errors: Vec<ProcessingError>,
+}
+
+fn plan_ingest(request: &IngestRequest, now: DateTime<Utc>) -> IngestPlan {
+    let mut plan = IngestPlan {
+        batch: Batch::default(),
+        sources: Vec::new(),
+        tracks: Vec::new(),
+        errors: Vec::new(),
+    };
+    let push = |plan: &mut IngestPlan, source, parsed: Result<Change, FieldError>| match parsed {
+        Ok(change) => {
+            plan.batch.changes.push(change);
+            plan.sources.push(source);
+        }
+        Err(e) => plan.errors.push(ProcessingError::new(source, e)),
+    };
+    let id_of = |v: &Value, field: &str| v.get(field).and_then(Value::as_str).map(str::to_owned);
+    if let Some(value) = &request.training_plan {
+        let parsed = validate_item::<TrainingPlan>(value.clone(), now).map(Change::TrainingPlan);
+        push(&mut plan, (ItemType::TrainingPlan, 0, None), parsed);
+    }
+    if let Some(value) = &request.calculated_metrics {
+        let parsed = validate_item::<CalculatedMetrics>(value.clone(), now).map(Change::Metrics);
+        push(&mut plan, (ItemType::CalculatedMetrics, 0, None), parsed);
+    }
+    for (i, value) in request.alerts.iter().enumerate() {
+        let parsed = validate_item::<Alert>(value.clone(), now).map(Change::Alert);
+        push(&mut plan, (ItemType::Alert, i, id_of(value, "id")), parsed);
+    }
+    for (i, value) in request.withdrawn_alerts.iter().enumerate() {
+        let parsed = parse_json::<Uuid>(value.clone())
+            .map_err(|e| FieldError {
+                field: String::new(),
+                message: format!("an alert id (UUID): {}", e.message),
+                ..e
+            })
+            .map(Change::WithdrawAlert);
+        let id = value.as_str().map(str::to_owned);
+        push(&mut plan, (ItemType::AlertWithdrawal, i, id), parsed);
+    }
+    for (i, value) in request.coach_notes.iter().enumerate() {
+        let parsed = validate_item::<CoachNote>(value.clone(), now).map(Change::CoachNote);
+        push(
+            &mut plan,
+            (ItemType::CoachNote, i, id_of(value, "workout_id")),
+            parsed,
+        );
+    }
+    for (i, value) in request.activities.iter().enumerate() {
+        let source = (ItemType::Activity, i, id_of(value, "external_id"));
+        match validate_item::<WearableActivity>(value.clone(), now) {
+            Ok(wearable) => {
+                let activity = wearable.activity();
+                let source = (source.0, source.1, Some(activity.id.to_string()));
+                if let Some(track) = wearable.track {
+                    plan.tracks.push((activity.id, track));
+                }
+                push(&mut plan, source, Ok(Change::Activity(activity)));
+            }
+            Err(e) => plan.errors.push(ProcessingError::new(source, e)),
+        }
+    }
+    plan
+}
+
+/// Validates, applies and commits an ingest request; replays the stored
+/// response for a repeated `ingest_id`. Recomputes the training load when
+/// activities changed (the reference brain).
+pub async fn ingest(state: &AppState, request: &IngestRequest) -> Result<String, ApiError> {
+    let user = UserId::parse(&request.user_id).map_err(|e| {
+        ApiError::bad_request("user_id", FieldErrorCode::InvalidValue, e.to_string())
+    })?;
+    let count = request.item_count();
+    if count > MAX_INGEST_ITEMS {
+        return Err(ApiError::batch_too_large(
+            "an ingest call",
+            count,
+            MAX_INGEST_ITEMS,
+        ));
+    }
+    let now = state.clock.now();
+    let hash = body_hash(&serde_json::to_value(request).unwrap_or(Value::Null));
+    let key = SyncRequestId(request.ingest_id);
+    let store = state.store.as_ref();
+    let (user, hash) = (&user, hash.as_str());
+    let outcome = once(store, user, key, hash, now, |token| async move {
+        process(state, user, request, key, &token, hash, now).await
+    })
+    .await?;
+    match outcome {
+        Once::Replay(body) => Ok(body),
+        Once::Done((body, activities_written)) => {
+            brain::after_commit(state, user, activities_written).await;
+            Ok(body)
+        }
+    }
+}
+
+async fn process(
+    state: &AppState,
+    user: &UserId,
+    request: &IngestRequest,
+    key: SyncRequestId,
+    token: &str,
+    hash: &str,
+    now: DateTime<Utc>,
+) -> Result<(String, usize), ApiError> {
+    let mut plan = plan_ingest(request, now);
+    let store = state.store.as_ref();
+    // Tracks first: an activity never refers to a track that is not stored yet.
+    for (activity_id, track) in std::mem::take(&mut plan.tracks) {
+        let encoded = encode(&track);
+        let info = store
+            .put_track(user, &activity_id.to_string(), &encoded, now)
+            .await?;
+        let reference = TrackRef {
+            points: track.points.len() as u32,
+            bytes: info.bytes,
+            sha256: info.sha256.clone(),
+            url: format!("/sync/tracks/{activity_id}"),
+        };
+        for change in &mut plan.batch.changes {
+            if let Change::Activity(a) = change
+                && a.id == activity_id
+            {
+                a.track = Some(reference.clone());
+            }
+        }
+        plan.batch.changes.push(Change::Track(TrackReady {
+            activity_id,
+            track: reference,
+        }));
+    }
+    for attempt in 0..MAX_COMMIT_ATTEMPTS {
+        let loaded = load_for(store, user, &plan.batch).await?;
+        let at = loaded.head.last_at.map_or(now, |last| last.max(now));
+        let ctx = Context {
+            at,
+            origin: Origin::Backend,
+            device: None,
+        };
+        let resolution = plan.batch.resolve(&loaded, ctx);
+        let mut processing_errors = plan.errors.clone();
+        for refusal in &resolution.refused {
+            if let Some(source) = plan.sources.get(refusal.index) {
+                processing_errors.push(ProcessingError::new(source.clone(), refusal.error.clone()));
+            }
+        }
+        let written = resolution.writes.len() as u64;
+        let seqs = (written > 0).then(|| (loaded.head.seq + 1, loaded.head.seq + written));
+        let response = IngestResponse {
+            user_id: user.to_string(),
+            accepted: resolution.accepted,
+            conflicts: resolution.conflicts,
+            processing_errors,
+            plan_version: resolution.plan_version.or(loaded.head.plan_version),
+            seqs,
+            server_timestamp: now,
+        };
+        let body = serde_json::to_string(&response).unwrap_or_default();
+        let commit = Commit {
+            base: loaded.head,
+            at,
+            writes: resolution.writes,
+            device_id: None,
+            plan_version: resolution.plan_version,
+            request: Some(RequestCompletion {
+                key,
+                claim: token.to_owned(),
+                body_hash: hash.to_owned(),
+                response: body.clone(),
+                expires_at: now + Duration::seconds(IDEMPOTENCY_TTL_SECS),
+            }),
+            session: None,
+            conflicts: response.conflicts.len() as u32,
+            visit: None,
+        };
+        match store.commit(user, &commit).await? {
+            CommitOutcome::Committed { .. } => {
+                tracing::info!(
+                    user_id = %user,
+                    accepted = response.accepted.len(),
+                    conflicts = response.conflicts.len(),
+                    refused = response.processing_errors.len(),
+                    "ingest committed"
+                );
+                return Ok((body, resolution.activities_written));
+            }
+            CommitOutcome::HeadMoved => contention_backoff(attempt).await,
+            CommitOutcome::ClaimLost => {
+                return Err(ApiError::Conflict {
+                    code: "request_in_progress",
+                    message: "another call with this ingest_id took over; retry to get its result"
+                        .into(),
+                });
+            }
+            CommitOutcome::SessionGone => {
+                return Err(StoreError::Other("ingest commits have no session".into()).into());
+            }
+        }
+    }
+    Err(StoreError::Contention.into())
+}
+
+/// Handles one ingest event: the JSON answer, or an error worth retrying
+/// (storage unavailable). Errors a retry cannot fix are answered as
+/// `{"error": {...}}` so the invoker does not retry them forever.
+pub async fn handle_event(state: &AppState, event: Value) -> Result<Value, ApiError> {
+    let now = state.clock.now();
+    let answer = |result: Result<Value, ApiError>| match result {
+        Ok(value) => Ok(value),
+        // Retrying helps these: storage trouble, or the same ingest_id still in flight.
+        Err(e @ ApiError::Unavailable(_)) => Err(e),
+        Err(
+            e @ ApiError::Conflict {
+                code: "request_in_progress",
+                ..
+            },
+        ) => Err(e),
+        Err(e) => {
+            let reply = crate::http::error_reply(&e, now);
+            Ok(reply
+                .json_text()
+                .and_then(|text| serde_json::from_str(text).ok())
+                .unwrap_or(Value::Null))
+        }
+    };
+    // An EventBridge rule delivers the event as `detail` of its envelope.
+    let event = match event {
+        Value::Object(mut envelope)
+            if envelope.contains_key("detail-type") && envelope.contains_key("detail") =>
+        {
+            envelope.remove("detail").unwrap_or(Value::Null)
+        }
+        other => other,
+    };
+    let event: IngestEvent = match parse_json(event) {
+        Ok(event) => event,
+        Err(e) => return answer(Err(ApiError::BadRequest(e))),
+    };
+    answer(match event {
+        IngestEvent::UserData(request) => ingest(state, &request)
+            .await
+            .map(|body| serde_json::from_str(&body).unwrap_or(Value::Null)),
+        IngestEvent::ReferenceData(snapshot) => {
+            match state.store.publish_reference(&snapshot, now).await {
+                Ok(outcome) => reference_answer(outcome),
+                Err(e) => Err(e.into()),
+            }
+        }
+    })
+}
+
+fn reference_answer(outcome: PublishOutcome) -> Result<Value, ApiError> {
+    let published = |status: &str, version: u64| {
+        Ok(serde_json::json!({ "reference": { "status": status, "version": version } }))
+    };
+    match outcome {
+        PublishOutcome::Published { version } => published("published", version),
+        PublishOutcome::AlreadyPublished { version } => published("already_published", version),
+        PublishOutcome::VersionConflict { version } => Err(ApiError::Conflict {
+            code: "reference_version_conflict",
+            message: format!(
+                "reference version {version} was already published with other entries"
+            ),
+        }),
+        PublishOutcome::Stale { version, latest } => Err(ApiError::Conflict {
+            code: "reference_version_stale",
+            message: format!("reference version {version} is not newer than version {latest}"),
+        }),
+        PublishOutcome::Invalid(e) => Err(ApiError::BadRequest(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use serde_json::json;
+    use trainsync_protocol::domain::ActivityType;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap()
+    }
+
+    fn request(items: Value) -> IngestRequest {
+        let mut body = json!({"user_id": "u", "ingest_id": Uuid::nil()});
+        body.as_object_mut()
+            .unwrap()
+            .extend(items.as_object().unwrap().clone());
+        serde_json::from_value(body).unwrap()
+    }
+
+    #[test]
+    fn a_re_import_of_the_same_recording_gets_the_same_id() {
+        let wearable = |device: &str| WearableActivity {
+            id: None,
+            activity_type: ActivityType::Run,
+            started_at: now(),
+            duration_s: 1800,
+            distance_m: Some(5000.0),
+            avg_hr: None,
+            source_device: device.into(),
+            external_id: "123".into(),
+            track: None,
+        };
+        assert_eq!(
+            wearable("garmin").activity_id(),
+            wearable("garmin").activity_id()
+        );
+        assert_ne!(
+            wearable("garmin").activity_id(),
+            wearable("polar").activity_id()
+        );
+    }
+
+    #[test]
+    fn bad_items_are_refused_one_by_one_naming_the_field() {
+        let plan = plan_ingest(
+            &request(json!({
+                "alerts": [{"id": Uuid::nil(), "kind": "injury_risk", "severity": "loud",
+                            "title_key": "t", "body_key": "b", "created_at": now()}],
+                "withdrawn_alerts": ["not-a-uuid", Uuid::nil()],
+                "activities": [{"activity_type": "run", "started_at": now(), "duration_s": 0,
+                                "source_device": "garmin", "external_id": "1"}],
+                "calculated_metrics": {"as_of": "2025-06-01", "atl": 1, "ctl": 1, "tsb": 0,
+                                       "readiness": 101,
+                                       "provenance": {"algorithm": "x", "computed_at": now(),
+                                                      "through_seq": 1, "activities": 1}}
+            })),
+            now(),
+        );
+        let fields: Vec<(ItemType, &str)> = plan
+            .errors
+            .iter()
+            .map(|e| (e.item_type, e.field.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                (ItemType::CalculatedMetrics, "readiness"),
+                (ItemType::Alert, "severity"),
+                (ItemType::AlertWithdrawal, ""),
+                (ItemType::Activity, "duration_s"),
+            ]
+        );
+        assert_eq!(plan.batch.changes, [Change::WithdrawAlert(Uuid::nil())]);
+    }
+}

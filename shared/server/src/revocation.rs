@@ -1,0 +1,144 @@
+//! Device revocation at the door: every authenticated request is refused
+//! when its device is logged out, or when its token belongs to an earlier
+//! login of the device. The device item decides; each container caches what
+//! it read for [`REVOCATION_CACHE_SECS`], so a logout reaches every
+//! container within that bound (at once in the container that performed
+//! it), at the cost of one small read per device and container per window.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use crate::auth::{AuthError, Caller};
+use crate::store::{DeviceRecord, DeviceStore, StoreError};
+
+/// How long a container trusts what it read about a device.
+pub const REVOCATION_CACHE_SECS: i64 = 30;
+/// Devices a container remembers at most (it forgets all of them past that).
+const MAX_CACHED_DEVICES: usize = 10_000;
+
+/// What the door needs to know of a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    /// Never stored (a device on its first call): admitted.
+    Unknown,
+    /// Stored, with its current login if it logged in through us.
+    Active { login: Option<Uuid> },
+    /// Logged out.
+    Revoked,
+}
+
+impl Standing {
+    fn of(device: Option<&DeviceRecord>) -> Self {
+        match device {
+            None => Standing::Unknown,
+            Some(d) if d.revoked_at.is_some() => Standing::Revoked,
+            Some(d) => Standing::Active { login: d.login },
+        }
+    }
+
+    /// Whether `caller`'s token may be used.
+    fn admits(self, caller: &Caller) -> bool {
+        match self {
+            Standing::Unknown => true,
+            Standing::Active { login } => login.is_none_or(|l| caller.login == Some(l)),
+            Standing::Revoked => false,
+        }
+    }
+}
+
+/// What a container read, per (user, device): when, and the standing.
+type Seen = HashMap<(String, String), (DateTime<Utc>, Standing)>;
+
+/// The per-container revocation check (see the module docs).
+#[derive(Debug, Default)]
+pub struct DeviceGate {
+    seen: Mutex<Seen>,
+}
+
+impl DeviceGate {
+    /// Admits `caller` or refuses it with [`AuthError::DeviceRevoked`].
+    pub async fn admit<S: DeviceStore + ?Sized>(
+        &self,
+        store: &S,
+        caller: &Caller,
+        now: DateTime<Utc>,
+    ) -> Result<(), GateError> {
+        let key = (caller.user_id.to_string(), caller.device_id.to_string());
+        let cached = self
+            .lock()
+            .get(&key)
+            .filter(|(at, _)| now - *at < Duration::seconds(REVOCATION_CACHE_SECS))
+            .map(|(_, standing)| *standing);
+        let standing = match cached {
+            Some(standing) => standing,
+            None => {
+                let device = store
+                    .device(&caller.user_id, &caller.device_id, false)
+                    .await?;
+                let standing = Standing::of(device.as_ref());
+                let mut seen = self.lock();
+                if seen.len() >= MAX_CACHED_DEVICES {
+                    seen.clear();
+                }
+                seen.insert(key, (now, standing));
+                standing
+            }
+        };
+        if standing.admits(caller) {
+            Ok(())
+        } else {
+            Err(GateError::Refused(AuthError::DeviceRevoked))
+        }
+    }
+
+    /// Forgets what this container knows of a device (after it logged out or in here).
+    pub fn forget(&self, user: &str, device: &str) {
+        self.lock().remove(&(user.to_owned(), device.to_owned()));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
+        // A panic while holding the lock cannot leave the map inconsistent.
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Why the gate did not admit a caller.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    /// The device is logged out, or the token is of an earlier login.
+    #[error(transparent)]
+    Refused(AuthError),
+    /// The device could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trainsync_protocol::domain::{DeviceId, UserId};
+
+    fn caller(login: Option<Uuid>) -> Caller {
+        Caller {
+            user_id: UserId::parse("u").unwrap(),
+            device_id: DeviceId::parse("phone").unwrap(),
+            login,
+        }
+    }
+
+    #[test]
+    fn only_the_current_login_of_a_live_device_is_admitted() {
+        let (l1, l2) = (Uuid::new_v4(), Uuid::new_v4());
+        assert!(Standing::Unknown.admits(&caller(None)));
+        assert!(Standing::Active { login: None }.admits(&caller(None)));
+        assert!(Standing::Active { login: None }.admits(&caller(Some(l1))));
+        assert!(Standing::Active { login: Some(l1) }.admits(&caller(Some(l1))));
+        assert!(!Standing::Active { login: Some(l1) }.admits(&caller(Some(l2))));
+        assert!(!Standing::Active { login: Some(l1) }.admits(&caller(None)));
+        assert!(!Standing::Revoked.admits(&caller(Some(l1))));
+        assert!(!Standing::Revoked.admits(&caller(None)));
+    }
+}

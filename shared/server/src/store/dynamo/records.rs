@@ -1,0 +1,140 @@
+//! Item shapes of the single table, mapped with serde_dynamo. Kept apart from
+//! the storage types so the table layout can change without touching callers.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::store::{KindHead, SessionState};
+use trainsync_protocol::domain::EntityKind;
+
+/// Value of the `entity` attribute of change-log items (the stream filter keys on it).
+pub const CHANGE_ENTITY: &str = "change";
+
+/// The per-user head item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeadRecord {
+    pub pk: String,
+    pub sk: String,
+    pub entity: String,
+    pub seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub kinds: BTreeMap<String, KindHead>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_version: Option<u64>,
+}
+
+/// The change log's retention floor: entries below `floor` are trimmed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogFloorRecord {
+    pub pk: String,
+    pub sk: String,
+    pub entity: String,
+    pub floor: u64,
+}
+
+/// A change-log item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    pub pk: String,
+    pub sk: String,
+    pub lsi1sk: String,
+    pub entity: String,
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub kind: EntityKind,
+    pub id: String,
+    pub data: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+}
+
+/// An entity-state item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntityRecord {
+    pub pk: String,
+    pub sk: String,
+    /// Activities only (sparse index): `ACT#<started_at>#<id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lsi1sk: Option<String>,
+    pub entity: String,
+    pub kind: EntityKind,
+    pub id: String,
+    pub seq: u64,
+    pub updated_at: DateTime<Utc>,
+    pub data: Value,
+}
+
+/// A stored plan version (kept for plan diffs; expires with `ttl`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanVersionRecord {
+    pub pk: String,
+    pub sk: String,
+    pub entity: String,
+    pub version: u64,
+    pub plan: Value,
+    pub ttl: i64,
+}
+
+/// A session item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub pk: String,
+    pub sk: String,
+    pub entity: String,
+    pub sync_id: String,
+    pub device_id: String,
+    pub opened_at: DateTime<Utc>,
+    pub ttl: i64,
+    pub state: SessionState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub uploads: u32,
+    #[serde(default)]
+    pub conflicts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_by_request: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_by_hash: Option<String>,
+}
+
+/// Status of an idempotency record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RequestStatus {
+    /// Claimed, being processed.
+    InProgress,
+    /// Done; `response` holds the reply.
+    Completed,
+}
+
+/// An idempotency item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestRecord {
+    pub pk: String,
+    pub sk: String,
+    pub entity: String,
+    pub status: RequestStatus,
+    pub body_hash: String,
+    pub claim: String,
+    pub in_progress_until: i64,
+    pub ttl: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<String>,
+}
+
+/// A device item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceItem {
+    pub pk: String,
+    pub sk: String,
+    #[serde(flatten)]
+    pub device: crate::store::DeviceRecord,
+}
