@@ -304,7 +304,7 @@ fn read_event(path: &Path) -> Result<Value, Error> {
 async fn run_ingest(args: IngestArgs) -> Result<(), Error> {
     let event = read_event(&args.file)?;
     let state = AppState::from_config(local_config::from_env()?).await?;
-    let answer = sync_core::ingest::handle_event(&state, event)
+    let answer = sync_core::handlers::ingest::handle_event(&state, event)
         .await
         .map_err(Error::Ingest)?;
     println!(
@@ -331,7 +331,7 @@ async fn run_login(args: LoginArgs) -> Result<(), Error> {
         source,
     })?;
     let state = AppState::from_config(local_config::from_env()?).await?;
-    let pair = sync_core::tokens::login(&state, &user, &device)
+    let pair = sync_core::services::tokens::login(&state, &user, &device)
         .await
         .map_err(Error::Login)?;
     println!(

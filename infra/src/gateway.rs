@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::time::Instant;
+use trainsync_protocol::wire::ErrorCode;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -85,7 +86,7 @@ fn gateway_error(status: StatusCode, message: &str) -> Response {
     let message = format!("local gateway: {message}");
     let error = if status == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge {
-            code: "body_too_large",
+            code: ErrorCode::BodyTooLarge,
             message,
             field: None,
         }

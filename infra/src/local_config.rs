@@ -85,7 +85,7 @@ pub enum DevTokenError {
     },
     /// Signing failed.
     #[error("cannot sign the token: {0}")]
-    Sign(#[from] sync_core::auth::AuthError),
+    Sign(#[from] sync_core::auth::issuer::MintError),
 }
 
 /// Longest dev token lifetime accepted (hours): one year.

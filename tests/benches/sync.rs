@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use sync_core::publish::publish;
+use sync_core::services::publish::publish;
 use sync_core::store::{EntityKey, EntityWrite};
 use trainsync_protocol::domain::{EntityKind, UserId};
 use trainsync_tests::{TestContext, TestResponse, activity};
@@ -160,12 +160,12 @@ async fn measure_fanout(ctx: &mut TestContext) {
         let before = ctx.counter.total();
         let pushed_before = receiver.received().len();
         let started = Instant::now();
-        let response = sync_core::fanout::fan_out(&ctx.state, event.clone()).await;
+        let response = sync_core::services::fanout::fan_out(&ctx.state, event.clone()).await;
         let elapsed = started.elapsed();
         assert!(response.batch_item_failures.is_empty());
         let requests = ctx.counter.total() - before;
         let before_replay = ctx.counter.total();
-        sync_core::fanout::fan_out(&ctx.state, event).await;
+        sync_core::services::fanout::fan_out(&ctx.state, event).await;
         println!(
             "  {devices:>2} devices: {} pushes, {requests} DynamoDB requests ({:.2} per device), {:.1} ms; a replay: {} requests, no push",
             receiver.received().len() - pushed_before,
@@ -227,7 +227,7 @@ async fn main() {
     let json_bytes: usize = pages.iter().map(|p| p.to_string().len()).sum();
     let gzip_bytes: usize = pages
         .iter()
-        .map(|p| sync_core::compression::gzip(p.to_string().as_bytes()).len())
+        .map(|p| sync_core::http::compression::gzip(p.to_string().as_bytes()).len())
         .sum();
     println!(
         "\nfull download (snapshot of the last 90 days, {} of {} activities): {} pages, {} DynamoDB requests, in {:.1} ms; {} KiB JSON, {} KiB gzip ({:.0}% smaller)",

@@ -142,7 +142,7 @@ impl TestContext {
         // would add change-log entries to every test; the tests of the brain
         // (and of anything that needs it) switch it on with `state.brain = true`.
         state.brain = false;
-        state.tokens = sync_core::tokens::TokenIssuer::from_config(&config)
+        state.tokens = sync_core::auth::issuer::TokenIssuer::from_config(&config)
             .expect("token issuer")
             .map(Arc::new);
         Self {
@@ -242,7 +242,7 @@ impl TestContext {
 
     /// Logs `device` of `user` in as the login service would; returns the token pair.
     pub async fn login(&self, user: &str, device: &str) -> trainsync_protocol::wire::TokenPair {
-        sync_core::tokens::login(
+        sync_core::services::tokens::login(
             &self.state,
             &trainsync_protocol::domain::UserId::parse(user).expect("user id"),
             &trainsync_protocol::domain::DeviceId::parse(device).expect("device id"),
@@ -306,7 +306,7 @@ impl TestContext {
     /// Runs an ingest event through the library the `sync-ingest` Lambda calls
     /// (panics on a retryable storage error).
     pub async fn ingest(&self, event: Value) -> Value {
-        sync_core::ingest::handle_event(&self.state, event)
+        sync_core::handlers::ingest::handle_event(&self.state, event)
             .await
             .expect("ingest")
     }
@@ -444,7 +444,7 @@ pub fn activity(id: Uuid, notes: &str) -> Value {
 
 /// gzip-compresses `bytes`.
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
-    sync_core::compression::gzip(bytes)
+    sync_core::http::compression::gzip(bytes)
 }
 
 fn gunzip(bytes: &[u8]) -> Vec<u8> {

@@ -10,7 +10,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use sync_core::auth::Verifier;
 use sync_core::clock::ManualClock;
-use sync_core::publish::publish;
+use sync_core::services::publish::publish;
 use sync_core::state::AppState;
 use sync_core::store::{EntityKey, EntityWrite};
 use trainsync_protocol::domain::{EntityKind, UserId};

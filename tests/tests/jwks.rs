@@ -126,8 +126,8 @@ async fn an_unreachable_key_set_is_a_retryable_failure() {
 
 #[tokio::test]
 async fn access_tokens_issued_with_the_signing_key_verify_against_the_key_set() {
+    use sync_core::auth::issuer::TokenIssuer;
     use sync_core::config::{Config, PushConfig, SigningKey};
-    use sync_core::tokens::TokenIssuer;
     use trainsync_protocol::domain::{DeviceId, UserId};
     let (url, _) = serve_jwks().await;
     let mut config = Config {

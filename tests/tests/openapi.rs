@@ -20,15 +20,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sync_core::auth::AuthError;
-use sync_core::compression::decode_body;
+use sync_core::auth::issuer::ACCESS_TOKEN_TTL_HOURS;
+use sync_core::auth::refresh::{REFRESH_IDLE_DAYS, RefreshToken};
+use sync_core::auth::revocation::REVOCATION_CACHE_SECS;
 use sync_core::error::ApiError;
 use sync_core::handlers::{Endpoint, plan_upload};
+use sync_core::http::compression::decode_body;
 use sync_core::http::{error_reply, into_response};
-use sync_core::refresh::{REFRESH_IDLE_DAYS, RefreshToken};
-use sync_core::retention::INACTIVE_DEVICE_DAYS;
-use sync_core::revocation::REVOCATION_CACHE_SECS;
+use sync_core::services::retention::INACTIVE_DEVICE_DAYS;
 use sync_core::store::{EntityKey, Head, Loaded, SessionState, StoreError, StoredEntity};
-use sync_core::tokens::ACCESS_TOKEN_TTL_HOURS;
 use trainsync_protocol::domain::{
     Activity, ActivitySource, ActivityType, ConflictRecord, ConflictRule, ConflictStatus,
     DailyMetric, DeviceId, EntityKind, PlanAdjustment, Priority, RestoreTarget, SettingKey,
@@ -45,9 +45,9 @@ use trainsync_protocol::validate::{FieldError, FieldErrorCode, Validate, validat
 use trainsync_protocol::wire::{
     AcceptedItem, CheckRequest, CheckResponse, CompleteRequest, CompleteResponse, CompleteStatus,
     ConflictEntry, ConflictItem, ConflictsResponse, DeferredChanges, DeletedEntity, DeviceStatus,
-    DeviceView, DevicesResponse, DownloadResponse, ErrorBody, ErrorDetail, ItemType, Network,
-    Platform, ProcessingError, RefreshRequest, RegisterDeviceRequest, RevokeReason, SessionStatus,
-    StatusResponse, TokenPair, UndoResponse, UploadRequest, UploadResponse,
+    DeviceView, DevicesResponse, DownloadResponse, ErrorBody, ErrorCode, ErrorDetail, ItemType,
+    Network, Platform, ProcessingError, RefreshRequest, RegisterDeviceRequest, RevokeReason,
+    SessionStatus, StatusResponse, TokenPair, UndoResponse, UploadRequest, UploadResponse,
 };
 use trainsync_protocol::wire::{IngestEvent, IngestRequest};
 use uuid::Uuid;
@@ -703,7 +703,7 @@ fn token_pair() -> TokenPair {
 
 fn error_detail(full: bool) -> ErrorDetail {
     ErrorDetail {
-        code: "unknown_sync_id".into(),
+        code: ErrorCode::UnknownSyncId,
         message: "no open sync session".into(),
         field: full.then(|| "sync_id".into()),
     }
@@ -1697,7 +1697,8 @@ fn enums_are_spelled_as_serde_spells_them() {
     }
     assert_enum("FieldErrorCode", &all_field_error_codes());
     for code in all_field_error_codes() {
-        assert_eq!(to_json(&code), json!(code.as_str()), "{code:?}");
+        // A field error code is an error code of the same wire name.
+        assert_eq!(to_json(&code), to_json(&ErrorCode::from(code)), "{code:?}");
     }
 
     let states: BTreeSet<String> = variants!(SessionState: Open, Success, Failed)
@@ -1791,21 +1792,21 @@ fn error_responses_are_what_error_reply_sends() {
         // The handlers' own codes; the integration tests pin them on real requests.
         (
             ApiError::Conflict {
-                code: "request_in_progress",
+                code: ErrorCode::RequestInProgress,
                 message: "x".into(),
             },
             Some("Conflict"),
         ),
         (
             ApiError::Conflict {
-                code: "sync_session_closed",
+                code: ErrorCode::SyncSessionClosed,
                 message: "x".into(),
             },
             Some("Conflict"),
         ),
         (
             ApiError::NotFound {
-                code: "conflict_not_found",
+                code: ErrorCode::ConflictNotFound,
                 message: "x".into(),
                 field: Some("conflict_id"),
             },
@@ -1813,21 +1814,21 @@ fn error_responses_are_what_error_reply_sends() {
         ),
         (
             ApiError::Conflict {
-                code: "resolution_outdated",
+                code: ErrorCode::ResolutionOutdated,
                 message: "x".into(),
             },
             Some("UndoRefused"),
         ),
         (
             ApiError::Conflict {
-                code: "undo_not_applicable",
+                code: ErrorCode::UndoNotApplicable,
                 message: "x".into(),
             },
             Some("UndoRefused"),
         ),
         (
             ApiError::Gone {
-                code: "undo_expired",
+                code: ErrorCode::UndoExpired,
                 message: "x".into(),
                 field: Some("conflict_id"),
             },
@@ -1835,7 +1836,7 @@ fn error_responses_are_what_error_reply_sends() {
         ),
         (
             ApiError::NotFound {
-                code: "track_not_found",
+                code: ErrorCode::TrackNotFound,
                 message: "x".into(),
                 field: Some("activity_id"),
             },
@@ -1843,7 +1844,7 @@ fn error_responses_are_what_error_reply_sends() {
         ),
         (
             ApiError::NotFound {
-                code: "reference_not_found",
+                code: ErrorCode::ReferenceNotFound,
                 message: "x".into(),
                 field: Some("version"),
             },
@@ -1851,7 +1852,7 @@ fn error_responses_are_what_error_reply_sends() {
         ),
         (
             ApiError::PayloadTooLarge {
-                code: "body_too_large",
+                code: ErrorCode::BodyTooLarge,
                 message: "x".into(),
                 field: None,
             },
@@ -1859,7 +1860,7 @@ fn error_responses_are_what_error_reply_sends() {
         ),
         (
             ApiError::PayloadTooLarge {
-                code: "batch_too_large",
+                code: ErrorCode::BatchTooLarge,
                 message: "x".into(),
                 field: None,
             },
@@ -1871,7 +1872,7 @@ fn error_responses_are_what_error_reply_sends() {
         ),
         (
             ApiError::Unprocessable {
-                code: "idempotency_key_reused",
+                code: ErrorCode::IdempotencyKeyReused,
                 message: "x".into(),
                 field: Some("sync_request_id"),
             },
@@ -1913,7 +1914,7 @@ fn error_responses_are_what_error_reply_sends() {
         ),
         (
             ApiError::NotFound {
-                code: "device_not_found",
+                code: ErrorCode::DeviceNotFound,
                 message: "x".into(),
                 field: Some("device_id"),
             },
@@ -1921,14 +1922,14 @@ fn error_responses_are_what_error_reply_sends() {
         ),
         (
             ApiError::Conflict {
-                code: "device_busy",
+                code: ErrorCode::DeviceBusy,
                 message: "x".into(),
             },
             Some("DeviceBusy"),
         ),
         (
             ApiError::Unprocessable {
-                code: "push_token_rejected",
+                code: ErrorCode::PushTokenRejected,
                 message: "x".into(),
                 field: Some("push_token"),
             },
@@ -2102,7 +2103,7 @@ fn every_response_has_the_documented_headers() {
     for encoding in as_array(encodings) {
         let encoding = encoding.as_str().expect("a string");
         let body = if encoding.contains("gzip") {
-            sync_core::compression::gzip(b"{}")
+            sync_core::http::compression::gzip(b"{}")
         } else {
             b"{}".to_vec()
         };

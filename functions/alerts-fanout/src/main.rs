@@ -1,6 +1,6 @@
 //! The critical-alert fan-out, triggered by the table's DynamoDB stream
 //! (the event-source mapping's filter passes only inserted critical alerts);
-//! all logic lives in `sync_core::fanout`. The answer is a partial batch
+//! all logic lives in `sync_core::services::fanout`. The answer is a partial batch
 //! response: the first record still to retry, if any.
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
@@ -14,7 +14,9 @@ async fn main() -> Result<(), Error> {
     let state = AppState::from_config(Config::from_env()?).await?;
     let state = &state;
     run(service_fn(move |event: LambdaEvent<Event>| async move {
-        Ok::<DynamoDbEventResponse, Error>(sync_core::fanout::fan_out(state, event.payload).await)
+        Ok::<DynamoDbEventResponse, Error>(
+            sync_core::services::fanout::fan_out(state, event.payload).await,
+        )
     }))
     .await
 }

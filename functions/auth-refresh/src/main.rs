@@ -1,5 +1,5 @@
 //! `POST /auth/refresh` as its own Lambda (the only one holding the signing
-//! key): all logic lives in `sync_core::tokens`.
+//! key): all logic lives in `sync_core::services::tokens`.
 use sync_core::handlers::Endpoint;
 
 #[tokio::main]

@@ -4,6 +4,7 @@
 use crate::auth::AuthError;
 use crate::store::StoreError;
 use trainsync_protocol::validate::{FieldError, FieldErrorCode};
+use trainsync_protocol::wire::ErrorCode;
 
 /// An error answered to the client.
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +27,7 @@ pub enum ApiError {
     #[error("{message}")]
     NotFound {
         /// Machine-readable code.
-        code: &'static str,
+        code: ErrorCode,
         /// Explanation.
         message: String,
         /// The field that named it.
@@ -46,7 +47,7 @@ pub enum ApiError {
     #[error("{message}")]
     Conflict {
         /// Machine-readable code.
-        code: &'static str,
+        code: ErrorCode,
         /// Explanation.
         message: String,
     },
@@ -54,7 +55,7 @@ pub enum ApiError {
     #[error("{message}")]
     Gone {
         /// Machine-readable code.
-        code: &'static str,
+        code: ErrorCode,
         /// Explanation.
         message: String,
         /// The field that named it.
@@ -64,7 +65,7 @@ pub enum ApiError {
     #[error("{message}")]
     PayloadTooLarge {
         /// Machine-readable code.
-        code: &'static str,
+        code: ErrorCode,
         /// Explanation.
         message: String,
         /// The field that is too large.
@@ -77,7 +78,7 @@ pub enum ApiError {
     #[error("{message}")]
     Unprocessable {
         /// Machine-readable code.
-        code: &'static str,
+        code: ErrorCode,
         /// Explanation.
         message: String,
         /// The offending field.
@@ -89,9 +90,10 @@ pub enum ApiError {
     /// 503: storage unavailable or overloaded; retry later.
     #[error("storage unavailable")]
     Unavailable(#[source] StoreError),
-    /// 500: a bug or an unexpected storage answer; details go to the log only.
-    #[error("internal error")]
-    Internal(#[source] StoreError),
+    /// 500: a bug, a misconfiguration or an unexpected storage answer;
+    /// details go to the log only.
+    #[error("internal error: {0}")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<StoreError> for ApiError {
@@ -99,21 +101,49 @@ impl From<StoreError> for ApiError {
         if e.is_retryable() {
             ApiError::Unavailable(e)
         } else {
-            ApiError::Internal(e)
+            ApiError::Internal(Box::new(e))
         }
     }
 }
 
-impl From<crate::revocation::GateError> for ApiError {
-    fn from(e: crate::revocation::GateError) -> Self {
+impl From<crate::auth::revocation::GateError> for ApiError {
+    fn from(e: crate::auth::revocation::GateError) -> Self {
         match e {
-            crate::revocation::GateError::Refused(auth) => ApiError::Unauthorized(auth),
-            crate::revocation::GateError::Store(store) => store.into(),
+            crate::auth::revocation::GateError::Refused(auth) => ApiError::Unauthorized(auth),
+            crate::auth::revocation::GateError::Store(store) => store.into(),
         }
+    }
+}
+
+impl From<crate::auth::issuer::MintError> for ApiError {
+    fn from(e: crate::auth::issuer::MintError) -> Self {
+        ApiError::Internal(Box::new(e))
     }
 }
 
 impl ApiError {
+    /// Whether a retry of the same request may succeed (storage or a
+    /// dependency unavailable, or the same request id still in flight).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ApiError::Unavailable(_) | ApiError::PushUnavailable(_) => true,
+            ApiError::Unauthorized(AuthError::KeysUnavailable(_)) => true,
+            ApiError::Conflict { code, .. } => *code == ErrorCode::RequestInProgress,
+            _ => false,
+        }
+    }
+
+    /// The 409 when another request with the same idempotency key (named by
+    /// `field`) took the claim over while this one was processing.
+    pub fn claim_lost(field: &str) -> Self {
+        ApiError::Conflict {
+            code: ErrorCode::RequestInProgress,
+            message: format!(
+                "another request with this {field} took over; retry to get its result"
+            ),
+        }
+    }
+
     /// A 400 naming `field`.
     pub fn bad_request(field: &str, code: FieldErrorCode, message: impl Into<String>) -> Self {
         ApiError::BadRequest(FieldError::new(field, code, message))
@@ -122,7 +152,7 @@ impl ApiError {
     /// The 413 for a batch of `count` items above `max`; `what` names the request.
     pub fn batch_too_large(what: &str, count: usize, max: usize) -> Self {
         ApiError::PayloadTooLarge {
-            code: "batch_too_large",
+            code: ErrorCode::BatchTooLarge,
             message: format!(
                 "{what} carries at most {max} items in all its lists together, got {count}; split it into several"
             ),
@@ -133,7 +163,7 @@ impl ApiError {
     /// The 404 for a `sync_id` that is unknown, expired or another user's.
     pub fn unknown_session() -> Self {
         ApiError::NotFound {
-            code: "unknown_sync_id",
+            code: ErrorCode::UnknownSyncId,
             message: "no open sync session with this sync_id for this user (unknown or expired): call /sync/check".into(),
             field: Some("sync_id"),
         }

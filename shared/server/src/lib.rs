@@ -1,28 +1,21 @@
-//! trainsync's server crate: auth, storage, idempotency, the services behind
-//! every endpoint, HTTP mapping and the handlers the Lambda binaries call.
-//! The protocol it speaks (wire types, validation, merge rules) is the
-//! `trainsync-protocol` crate, shared with the offline client.
+//! trainsync's server crate: everything the Lambda binaries share. The
+//! protocol it speaks (wire types, validation, merge rules, cursor) is the
+//! `trainsync-protocol` crate, which the offline client compiles too.
+//!
+//! Layers, each importing only those listed before it:
+//! `config`, `clock`, `telemetry` → `store` (use-case traits, `store::dynamo`)
+//! → `auth` → `push` → `error` → `services` → `http` → `handlers` →
+//! `state` / `lambda` (the composition root). See `docs/architecture.md`.
 
-pub mod apply;
 pub mod auth;
-pub mod brain;
 pub mod clock;
-pub mod compression;
 pub mod config;
-pub mod devices;
 pub mod error;
-pub mod fanout;
 pub mod handlers;
 pub mod http;
-pub mod idempotency;
-pub mod ingest;
 pub mod lambda;
-pub mod publish;
 pub mod push;
-pub mod refresh;
-pub mod retention;
-pub mod revocation;
+pub mod services;
 pub mod state;
 pub mod store;
 pub mod telemetry;
-pub mod tokens;

@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use crate::auth::Verifier;
+use crate::auth::issuer::TokenIssuer;
+use crate::auth::revocation::DeviceGate;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, PushConfig};
 use crate::push::{HttpPushProvider, PushProvider, SnsPushProvider};
-use crate::revocation::DeviceGate;
 use crate::store::SyncStore;
 use crate::store::dynamo::DynamoStore;
-use crate::tokens::TokenIssuer;
 
 /// Why the function could not start.
 #[derive(Debug, thiserror::Error)]

@@ -27,21 +27,6 @@ pub enum FieldErrorCode {
     TooLong,
 }
 
-impl FieldErrorCode {
-    /// The code's wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FieldErrorCode::MissingField => "missing_field",
-            FieldErrorCode::UnknownField => "unknown_field",
-            FieldErrorCode::InvalidType => "invalid_type",
-            FieldErrorCode::InvalidValue => "invalid_value",
-            FieldErrorCode::InvalidFormat => "invalid_format",
-            FieldErrorCode::OutOfRange => "out_of_range",
-            FieldErrorCode::TooLong => "too_long",
-        }
-    }
-}
-
 /// One field that failed validation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]

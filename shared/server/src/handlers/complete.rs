@@ -1,11 +1,12 @@
 //! `POST /sync/complete`: close a session once; repeats report the first outcome.
 
 use lambda_http::Request;
+use trainsync_protocol::wire::ErrorCode;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http::{Reply, json_request};
-use crate::retention;
+use crate::services::retention;
 use crate::state::AppState;
 use crate::store::{CompleteOutcome, Completion, DeviceVisit, SessionState};
 use trainsync_protocol::cursor::Cursor;
@@ -75,7 +76,7 @@ pub(super) async fn complete(
                     .is_some_and(|(id, first_hash)| *id == request_id && *first_hash != hash);
             if reused {
                 return Err(ApiError::Unprocessable {
-                    code: "idempotency_key_reused",
+                    code: ErrorCode::IdempotencyKeyReused,
                     message:
                         "this sync_request_id already completed the session with a different body"
                             .into(),

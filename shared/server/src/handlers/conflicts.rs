@@ -10,25 +10,16 @@ use super::{Endpoint, path_param};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http::{Reply, limit_param, query_param};
-use crate::publish::MAX_COMMIT_ATTEMPTS;
+use crate::services::undo::{record_of, undo_conflict};
 use crate::state::AppState;
-use crate::store::{
-    Commit, CommitOutcome, DeviceVisit, EntityKey, KindQuery, StoreError, StoredEntity,
-    contention_backoff,
-};
+use crate::store::KindQuery;
 use trainsync_protocol::domain::{ConflictRecord, ConflictStatus, EntityKind};
-use trainsync_protocol::rules::undo::{UndoError, keys, plan_undo};
 use trainsync_protocol::validate::FieldErrorCode;
 use trainsync_protocol::wire::{ConflictEntry, ConflictsResponse, UndoResponse};
 
 fn entry(record: ConflictRecord, now: DateTime<Utc>) -> ConflictEntry {
     let undoable = record.status == ConflictStatus::Resolved && now <= record.undo_until;
     ConflictEntry { record, undoable }
-}
-
-fn record_of(entity: &StoredEntity) -> Result<ConflictRecord, ApiError> {
-    serde_json::from_value(entity.data.clone())
-        .map_err(|e| StoreError::Corrupt(format!("conflict {}: {e}", entity.key)).into())
 }
 
 fn uuid_param(raw: Option<String>, field: &'static str) -> Result<Uuid, ApiError> {
@@ -93,68 +84,17 @@ pub(super) async fn undo(
         path_param(req, Endpoint::ConflictUndo, "conflict_id"),
         "conflict_id",
     )?;
-    let user = &caller.user_id;
-    let key = EntityKey::new(EntityKind::Conflict, id.to_string());
     let now = state.clock.now();
-    let not_found = || ApiError::NotFound {
-        code: "conflict_not_found",
-        message: "no conflict-log entry with this id for this user".into(),
-        field: Some("conflict_id"),
-    };
-    for attempt in 0..MAX_COMMIT_ATTEMPTS {
-        let first = state.store.load(user, std::slice::from_ref(&key)).await?;
-        let record = record_of(first.entities.get(&key).ok_or_else(not_found)?)?;
-        let mut wanted = keys(&record);
-        wanted.push(key.clone());
-        let loaded = state.store.load(user, &wanted).await?;
-        let record = record_of(loaded.entities.get(&key).ok_or_else(not_found)?)?;
-        let at = loaded.head.last_at.map_or(now, |last| last.max(now));
-        let plan = plan_undo(&record, &loaded, at).map_err(|e| match e {
-            UndoError::Expired(_) => ApiError::Gone {
-                code: "undo_expired",
-                message: e.to_string(),
-                field: Some("conflict_id"),
-            },
-            UndoError::Outdated(_) => ApiError::Conflict {
-                code: "resolution_outdated",
-                message: e.to_string(),
-            },
-            UndoError::NotApplicable(_) => ApiError::Conflict {
-                code: "undo_not_applicable",
-                message: e.to_string(),
-            },
-        })?;
-        let undone = plan.record.clone().unwrap_or(record);
-        let reply = Reply::json(&UndoResponse {
-            conflict: entry(undone, now),
-            server_timestamp: now,
-        });
-        if plan.writes.is_empty() {
-            return Ok(reply);
-        }
-        let commit = Commit {
-            base: loaded.head,
-            at,
-            writes: plan.writes,
-            device_id: Some(caller.device_id.clone()),
-            plan_version: plan.plan_version,
-            request: None,
-            session: None,
-            conflicts: 0,
-            visit: Some(DeviceVisit::at(caller.device_id.clone(), now)),
-        };
-        match state.store.commit(user, &commit).await? {
-            CommitOutcome::Committed { .. } => {
-                tracing::info!(conflict_id = %id, "conflict resolution undone");
-                return Ok(reply);
-            }
-            CommitOutcome::HeadMoved => contention_backoff(attempt).await,
-            other => {
-                return Err(
-                    StoreError::Other(format!("unexpected commit outcome {other:?}")).into(),
-                );
-            }
-        }
-    }
-    Err(StoreError::Contention.into())
+    let record = undo_conflict(
+        state.store.as_ref(),
+        &caller.user_id,
+        &caller.device_id,
+        id,
+        now,
+    )
+    .await?;
+    Ok(Reply::json(&UndoResponse {
+        conflict: entry(record, now),
+        server_timestamp: now,
+    }))
 }

@@ -1,13 +1,14 @@
 //! `PUT /devices/{device_id}`, `GET /devices`, `DELETE /devices/{device_id}`:
-//! the caller's devices. The logic is in [`crate::devices`].
+//! the caller's devices. The logic is in [`crate::services::devices`].
 
 use lambda_http::Request;
+use trainsync_protocol::wire::ErrorCode;
 
 use super::{Endpoint, path_param};
 use crate::auth::Caller;
-use crate::devices::{register as register_device, revoke as revoke_device, view};
 use crate::error::ApiError;
 use crate::http::{Reply, json_body};
+use crate::services::devices::{register as register_device, revoke as revoke_device, view};
 use crate::state::AppState;
 use crate::store::DeviceVisit;
 use trainsync_protocol::domain::DeviceId;
@@ -81,7 +82,7 @@ pub(super) async fn revoke(
     )
     .await?
     .ok_or_else(|| ApiError::NotFound {
-        code: "device_not_found",
+        code: ErrorCode::DeviceNotFound,
         message: "this user has no device with this id".into(),
         field: Some("device_id"),
     })?;

@@ -7,6 +7,7 @@ mod complete;
 mod conflicts;
 mod devices;
 mod download;
+pub mod ingest;
 mod reference;
 mod status;
 mod tracks;
@@ -17,8 +18,8 @@ use lambda_http::{Body, Request, Response};
 use tracing::Instrument;
 
 use crate::auth::Caller;
-use crate::compression::accepts_gzip;
 use crate::error::ApiError;
+use crate::http::compression::accepts_gzip;
 use crate::http::{Reply, bearer_header, error_reply, into_response};
 use crate::state::AppState;
 use crate::store::dynamo::metrics::count_requests;

@@ -7,11 +7,12 @@
 
 use http::StatusCode;
 use lambda_http::Request;
+use trainsync_protocol::wire::ErrorCode;
 
 use crate::auth::Caller;
-use crate::compression::{accepts_gzip, decode_body};
 use crate::error::ApiError;
 use crate::http::Reply;
+use crate::http::compression::{accepts_gzip, decode_body};
 use crate::state::AppState;
 use crate::store::StoreError;
 use trainsync_protocol::reference::{MAX_SNAPSHOT_JSON_BYTES, ReferenceCurrent, random_shard};
@@ -51,7 +52,7 @@ fn parse_version(raw: Option<&str>) -> Result<Wanted, ApiError> {
 
 fn not_found(message: &str) -> ApiError {
     ApiError::NotFound {
-        code: "reference_not_found",
+        code: ErrorCode::ReferenceNotFound,
         message: message.into(),
         field: Some("version"),
     }
@@ -131,9 +132,9 @@ async fn snapshot(state: &AppState, req: &Request, version: u64) -> Result<Reply
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .ok_or_else(|| {
-                ApiError::Internal(StoreError::Corrupt(format!(
+                ApiError::Internal(Box::new(StoreError::Corrupt(format!(
                     "reference snapshot {version} does not inflate to UTF-8 JSON"
-                )))
+                ))))
             })?;
         Reply::raw(json)
     };

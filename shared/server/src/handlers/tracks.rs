@@ -9,6 +9,7 @@
 //! `If-Range` so a replaced track is sent whole instead of mixed.
 
 use std::ops::Bound;
+use trainsync_protocol::wire::ErrorCode;
 
 use http::StatusCode;
 use lambda_http::Request;
@@ -36,7 +37,7 @@ pub(super) async fn track(
     let store = &state.store;
     let user = &caller.user_id;
     let not_found = || ApiError::NotFound {
-        code: "track_not_found",
+        code: ErrorCode::TrackNotFound,
         message: "no track for this activity".into(),
         field: Some("activity_id"),
     };

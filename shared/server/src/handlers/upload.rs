@@ -4,19 +4,18 @@
 use chrono::{DateTime, Duration, Utc};
 use lambda_http::Request;
 use serde_json::Value;
+use trainsync_protocol::wire::ErrorCode;
 
-use crate::apply::load_for;
 use crate::auth::Caller;
-use crate::brain;
 use crate::error::ApiError;
 use crate::http::{Reply, json_request};
-use crate::idempotency::{Once, once};
-use crate::publish::MAX_COMMIT_ATTEMPTS;
+use crate::services::brain;
+use crate::services::commit::load_for;
+use crate::services::commit::{Attempt, Committed, commit_time, commit_with_retry};
+use crate::services::idempotency::response_json;
+use crate::services::idempotency::{Once, once};
 use crate::state::AppState;
-use crate::store::{
-    Commit, CommitOutcome, DeviceVisit, Loaded, RequestCompletion, SessionState, StoreError,
-    contention_backoff,
-};
+use crate::store::{Commit, DeviceVisit, Loaded, RequestCompletion, SessionState};
 use trainsync_protocol::domain::{Activity, DeviceId, SyncId, SyncRequestId};
 use trainsync_protocol::limits::{IDEMPOTENCY_TTL_SECS, MAX_BATCH_ITEMS};
 use trainsync_protocol::rules::merge::Origin;
@@ -155,11 +154,11 @@ async fn process(
     // The session is checked inside the commit transaction (open and not
     // expired), so a valid upload costs no separate read of it.
     let sync_id = SyncId(request.sync_id);
-    let plan = plan_upload(request, now);
-    for attempt in 0..MAX_COMMIT_ATTEMPTS {
-        let loaded = load_for(state.store.as_ref(), &caller.user_id, &plan.batch).await?;
-        // Commit times never go backwards, whatever this Lambda's clock says.
-        let at = loaded.head.last_at.map_or(now, |last| last.max(now));
+    let plan = &plan_upload(request, now);
+    let store = state.store.as_ref();
+    let committed = commit_with_retry(store, &caller.user_id, |_| async move {
+        let loaded = load_for(store, &caller.user_id, &plan.batch).await?;
+        let at = commit_time(&loaded.head, now);
         let (resolution, processing_errors) = plan.resolve(&loaded, at, &caller.device_id);
         let conflicts = resolution.conflicts.len() as u32;
         let response = UploadResponse {
@@ -168,7 +167,7 @@ async fn process(
             processing_errors,
             server_timestamp: now,
         };
-        let body = serde_json::to_string(&response).unwrap_or_default();
+        let body = response_json(&response)?;
         let commit = Commit {
             base: loaded.head,
             at,
@@ -186,38 +185,35 @@ async fn process(
             conflicts,
             visit: Some(DeviceVisit::at(caller.device_id.clone(), now)),
         };
-        match state.store.commit(&caller.user_id, &commit).await? {
-            CommitOutcome::Committed { .. } => {
-                tracing::info!(
-                    accepted = response.accepted.len(),
-                    conflicts,
-                    refused = response.processing_errors.len(),
-                    "upload committed"
-                );
-                return Ok((Reply::raw(body), resolution.activities_written));
-            }
-            CommitOutcome::HeadMoved => contention_backoff(attempt).await,
-            CommitOutcome::ClaimLost => {
-                return Err(ApiError::Conflict {
-                    code: "request_in_progress",
-                    message: "another request with this sync_request_id took over; retry to get its result".into(),
-                });
-            }
-            CommitOutcome::SessionGone => {
-                // Only now tell "closed" from "unknown or expired".
-                let session = state.store.session(&caller.user_id, sync_id, now).await?;
-                return Err(match session {
-                    Some(session) if session.state != SessionState::Open => ApiError::Conflict {
-                        code: "sync_session_closed",
-                        message: "this sync session is already completed: call /sync/check for a new sync_id"
+        tracing::info!(
+            accepted = response.accepted.len(),
+            conflicts,
+            refused = response.processing_errors.len(),
+            "upload decided"
+        );
+        Ok::<_, ApiError>(Attempt::Commit(
+            Box::new(commit),
+            (Reply::raw(body), resolution.activities_written),
+        ))
+    })
+    .await?;
+    match committed {
+        Committed::Done(done) => Ok(done),
+        Committed::ClaimLost => Err(ApiError::claim_lost("sync_request_id")),
+        Committed::SessionGone => {
+            // Only now tell "closed" from "unknown or expired".
+            let session = store.session(&caller.user_id, sync_id, now).await?;
+            Err(match session {
+                Some(session) if session.state != SessionState::Open => ApiError::Conflict {
+                    code: ErrorCode::SyncSessionClosed,
+                    message:
+                        "this sync session is already completed: call /sync/check for a new sync_id"
                             .into(),
-                    },
-                    _ => ApiError::unknown_session(),
-                });
-            }
+                },
+                _ => ApiError::unknown_session(),
+            })
         }
     }
-    Err(StoreError::Contention.into())
 }
 
 #[cfg(test)]

@@ -3,10 +3,11 @@
 use lambda_http::{Body, Request, RequestExt};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use trainsync_protocol::wire::ErrorCode;
 
-use crate::compression::{DecodeError, decode_body};
 use crate::error::ApiError;
-use crate::idempotency::body_hash;
+use crate::http::compression::{DecodeError, decode_body};
+use crate::services::idempotency::body_hash;
 use trainsync_protocol::limits::{DEFAULT_DOWNLOAD_LIMIT, MAX_BODY_BYTES, MAX_DOWNLOAD_LIMIT};
 use trainsync_protocol::validate::{FieldErrorCode, parse_json, parse_json_bytes};
 
@@ -76,7 +77,7 @@ pub fn json_body(req: &Request) -> Result<Value, ApiError> {
     let bytes =
         decode_body(raw, header(req, "content-encoding"), MAX_BODY_BYTES).map_err(|e| match e {
             DecodeError::TooLarge { .. } => ApiError::PayloadTooLarge {
-                code: "body_too_large",
+                code: ErrorCode::BodyTooLarge,
                 message: e.to_string(),
                 field: None,
             },
@@ -107,7 +108,7 @@ pub fn json_body(req: &Request) -> Result<Value, ApiError> {
 /// (independent of whitespace, key order and gzip).
 pub fn json_request<T: DeserializeOwned>(req: &Request) -> Result<(T, String), ApiError> {
     let body = json_body(req)?;
-    let hash = body_hash(&body);
+    let hash = body_hash(&body)?;
     let parsed = parse_json(body).map_err(ApiError::BadRequest)?;
     Ok((parsed, hash))
 }

@@ -4,24 +4,24 @@
 //! gap-free cursor as client uploads; idempotent by `ingest_id` (7 days).
 //! Served by the `sync-ingest` Lambda and the `trainsync ingest` command.
 
-use crate::apply::load_for;
-use crate::brain;
 use crate::error::ApiError;
-use crate::idempotency::{Once, body_hash, once};
-use crate::publish::MAX_COMMIT_ATTEMPTS;
+use crate::services::brain;
+use crate::services::commit::load_for;
+use crate::services::commit::{Attempt, Committed, commit_time, commit_with_retry};
+use crate::services::idempotency::response_json;
+use crate::services::idempotency::{Once, body_hash, once};
 use crate::state::AppState;
-use crate::store::{Commit, CommitOutcome, RequestCompletion, StoreError, contention_backoff};
+use crate::store::{Commit, RequestCompletion};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use trainsync_protocol::domain::{Alert, CalculatedMetrics, SyncRequestId, TrackRef, UserId};
 use trainsync_protocol::limits::{IDEMPOTENCY_TTL_SECS, MAX_INGEST_ITEMS};
 use trainsync_protocol::plan::TrainingPlan;
-use trainsync_protocol::reference::PublishOutcome;
 use trainsync_protocol::rules::merge::Origin;
 use trainsync_protocol::rules::resolve::{Batch, Change, CoachNote, Context, TrackReady};
 use trainsync_protocol::track::{Track, encode};
 use trainsync_protocol::validate::{FieldError, FieldErrorCode, parse_json, validate_item};
-use trainsync_protocol::wire::{IngestEvent, IngestRequest, IngestResponse, WearableActivity};
+use trainsync_protocol::wire::{IngestRequest, IngestResponse, WearableActivity};
 use trainsync_protocol::wire::{ItemType, ProcessingError};
 use uuid::Uuid;
 
@@ -112,7 +112,7 @@ pub async fn ingest(state: &AppState, request: &IngestRequest) -> Result<String,
         ));
     }
     let now = state.clock.now();
-    let hash = body_hash(&serde_json::to_value(request).unwrap_or(Value::Null));
+    let hash = body_hash(request)?;
     let key = SyncRequestId(request.ingest_id);
     let store = state.store.as_ref();
     let (user, hash) = (&user, hash.as_str());
@@ -164,9 +164,10 @@ async fn process(
             track: reference,
         }));
     }
-    for attempt in 0..MAX_COMMIT_ATTEMPTS {
+    let plan = &plan;
+    let committed = commit_with_retry(store, user, |_| async move {
         let loaded = load_for(store, user, &plan.batch).await?;
-        let at = loaded.head.last_at.map_or(now, |last| last.max(now));
+        let at = commit_time(&loaded.head, now);
         let ctx = Context {
             at,
             origin: Origin::Backend,
@@ -190,7 +191,7 @@ async fn process(
             seqs,
             server_timestamp: now,
         };
-        let body = serde_json::to_string(&response).unwrap_or_default();
+        let body = response_json(&response)?;
         let commit = Commit {
             base: loaded.head,
             at,
@@ -208,100 +209,22 @@ async fn process(
             conflicts: response.conflicts.len() as u32,
             visit: None,
         };
-        match store.commit(user, &commit).await? {
-            CommitOutcome::Committed { .. } => {
-                tracing::info!(
-                    user_id = %user,
-                    accepted = response.accepted.len(),
-                    conflicts = response.conflicts.len(),
-                    refused = response.processing_errors.len(),
-                    "ingest committed"
-                );
-                return Ok((body, resolution.activities_written));
-            }
-            CommitOutcome::HeadMoved => contention_backoff(attempt).await,
-            CommitOutcome::ClaimLost => {
-                return Err(ApiError::Conflict {
-                    code: "request_in_progress",
-                    message: "another call with this ingest_id took over; retry to get its result"
-                        .into(),
-                });
-            }
-            CommitOutcome::SessionGone => {
-                return Err(StoreError::Other("ingest commits have no session".into()).into());
-            }
-        }
-    }
-    Err(StoreError::Contention.into())
-}
-
-/// Handles one ingest event: the JSON answer, or an error worth retrying
-/// (storage unavailable). Errors a retry cannot fix are answered as
-/// `{"error": {...}}` so the invoker does not retry them forever.
-pub async fn handle_event(state: &AppState, event: Value) -> Result<Value, ApiError> {
-    let now = state.clock.now();
-    let answer = |result: Result<Value, ApiError>| match result {
-        Ok(value) => Ok(value),
-        // Retrying helps these: storage trouble, or the same ingest_id still in flight.
-        Err(e @ ApiError::Unavailable(_)) => Err(e),
-        Err(
-            e @ ApiError::Conflict {
-                code: "request_in_progress",
-                ..
-            },
-        ) => Err(e),
-        Err(e) => {
-            let reply = crate::http::error_reply(&e, now);
-            Ok(reply
-                .json_text()
-                .and_then(|text| serde_json::from_str(text).ok())
-                .unwrap_or(Value::Null))
-        }
-    };
-    // An EventBridge rule delivers the event as `detail` of its envelope.
-    let event = match event {
-        Value::Object(mut envelope)
-            if envelope.contains_key("detail-type") && envelope.contains_key("detail") =>
-        {
-            envelope.remove("detail").unwrap_or(Value::Null)
-        }
-        other => other,
-    };
-    let event: IngestEvent = match parse_json(event) {
-        Ok(event) => event,
-        Err(e) => return answer(Err(ApiError::BadRequest(e))),
-    };
-    answer(match event {
-        IngestEvent::UserData(request) => ingest(state, &request)
-            .await
-            .map(|body| serde_json::from_str(&body).unwrap_or(Value::Null)),
-        IngestEvent::ReferenceData(snapshot) => {
-            match state.store.publish_reference(&snapshot, now).await {
-                Ok(outcome) => reference_answer(outcome),
-                Err(e) => Err(e.into()),
-            }
-        }
+        tracing::info!(
+            user_id = %user,
+            accepted = response.accepted.len(),
+            conflicts = response.conflicts.len(),
+            refused = response.processing_errors.len(),
+            "ingest decided"
+        );
+        Ok::<_, ApiError>(Attempt::Commit(
+            Box::new(commit),
+            (body, resolution.activities_written),
+        ))
     })
-}
-
-fn reference_answer(outcome: PublishOutcome) -> Result<Value, ApiError> {
-    let published = |status: &str, version: u64| {
-        Ok(serde_json::json!({ "reference": { "status": status, "version": version } }))
-    };
-    match outcome {
-        PublishOutcome::Published { version } => published("published", version),
-        PublishOutcome::AlreadyPublished { version } => published("already_published", version),
-        PublishOutcome::VersionConflict { version } => Err(ApiError::Conflict {
-            code: "reference_version_conflict",
-            message: format!(
-                "reference version {version} was already published with other entries"
-            ),
-        }),
-        PublishOutcome::Stale { version, latest } => Err(ApiError::Conflict {
-            code: "reference_version_stale",
-            message: format!("reference version {version} is not newer than version {latest}"),
-        }),
-        PublishOutcome::Invalid(e) => Err(ApiError::BadRequest(e)),
+    .await?;
+    match committed {
+        Committed::ClaimLost => Err(ApiError::claim_lost("ingest_id")),
+        other => Ok(other.into_done()?),
     }
 }
 

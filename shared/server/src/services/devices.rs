@@ -3,6 +3,7 @@
 //! whether the user asked for it or a reused refresh token forced it.
 
 use chrono::{DateTime, Utc};
+use trainsync_protocol::wire::ErrorCode;
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -87,7 +88,7 @@ pub async fn register(
         }
     }
     Err(ApiError::Conflict {
-        code: "device_busy",
+        code: ErrorCode::DeviceBusy,
         message: "the device's registration kept changing; retry".into(),
     })
 }
@@ -120,7 +121,7 @@ async fn push_endpoint(
         Err(PushError::Retryable(reason)) => Err(ApiError::PushUnavailable(reason)),
         Err(PushError::Gone(reason) | PushError::Rejected(reason)) => {
             Err(ApiError::Unprocessable {
-                code: "push_token_rejected",
+                code: ErrorCode::PushTokenRejected,
                 message: format!("the push service refused this push token: {reason}"),
                 field: Some("push_token"),
             })

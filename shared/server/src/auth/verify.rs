@@ -10,14 +10,13 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{
-    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
-};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::{Deserialize, Serialize};
 use tokio::sync::RwLock;
 
 use crate::config::AuthConfig;
 use trainsync_protocol::domain::{DeviceId, UserId};
+use trainsync_protocol::wire::ErrorCode;
 
 /// Leeway for `exp` and `nbf`, for clock skew between issuer and us.
 pub const LEEWAY_SECS: i64 = 30;
@@ -46,7 +45,7 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
     /// The login (refresh-token family) the token belongs to, when issued by
-    /// [`crate::tokens`]; a device's newer login or logout retires it.
+    /// [`crate::services::tokens`]; a device's newer login or logout retires it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
 }
@@ -80,9 +79,6 @@ pub enum AuthError {
     /// The key set could not be fetched (retryable).
     #[error("the token signing keys could not be fetched: {0}")]
     KeysUnavailable(String),
-    /// Minting failed.
-    #[error("could not mint a token: {0}")]
-    Mint(String),
     /// The device was logged out (or logged in again): its tokens are refused.
     #[error("this device was logged out; log in again")]
     DeviceRevoked,
@@ -99,16 +95,16 @@ pub enum AuthError {
 
 impl AuthError {
     /// Stable code for the error body.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            AuthError::Missing => "missing_token",
-            AuthError::NotBearer | AuthError::Invalid(_) | AuthError::Mint(_) => "invalid_token",
-            AuthError::Expired => "token_expired",
-            AuthError::KeysUnavailable(_) => "auth_keys_unavailable",
-            AuthError::DeviceRevoked => "device_revoked",
-            AuthError::RefreshInvalid => "invalid_refresh_token",
-            AuthError::RefreshExpired => "refresh_token_expired",
-            AuthError::RefreshReused => "refresh_token_reused",
+            AuthError::Missing => ErrorCode::MissingToken,
+            AuthError::NotBearer | AuthError::Invalid(_) => ErrorCode::InvalidToken,
+            AuthError::Expired => ErrorCode::TokenExpired,
+            AuthError::KeysUnavailable(_) => ErrorCode::AuthKeysUnavailable,
+            AuthError::DeviceRevoked => ErrorCode::DeviceRevoked,
+            AuthError::RefreshInvalid => ErrorCode::InvalidRefreshToken,
+            AuthError::RefreshExpired => ErrorCode::RefreshTokenExpired,
+            AuthError::RefreshReused => ErrorCode::RefreshTokenReused,
         }
     }
 }
@@ -293,8 +289,9 @@ impl Verifier {
     }
 }
 
-/// Mints an HS256 token (local development and tests; production tokens come
-/// from the login service).
+/// Mints an HS256 token without a login (local development and tests;
+/// devices get theirs from `services::tokens`). Signed by the one minter,
+/// [`TokenIssuer`](crate::auth::issuer::TokenIssuer).
 pub fn mint_hs256_token(
     secret: &str,
     issuer: &str,
@@ -303,23 +300,9 @@ pub fn mint_hs256_token(
     device_id: &str,
     issued_at: DateTime<Utc>,
     ttl: Duration,
-) -> Result<String, AuthError> {
-    let claims = Claims {
-        sub: user_id.to_owned(),
-        device_id: device_id.to_owned(),
-        iss: issuer.to_owned(),
-        aud: audience.to_owned(),
-        exp: (issued_at + ttl).timestamp(),
-        iat: Some(issued_at.timestamp()),
-        nbf: None,
-        sid: None,
-    };
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .map_err(|e| AuthError::Mint(e.to_string()))
+) -> Result<String, crate::auth::issuer::MintError> {
+    crate::auth::issuer::TokenIssuer::hs256(secret, issuer, audience)
+        .mint(user_id, device_id, None, issued_at, ttl)
 }
 
 #[cfg(test)]

@@ -1,15 +1,13 @@
-//! The backend's way into a user's change log: the same commit path, cursor
-//! and gap-free guarantee as client uploads. The ingest function and CLI of
-//! later issues build on this.
+//! Writing given entity states into a user's change log as they are (no
+//! conflict rules): the same commit loop, cursor and gap-free guarantee as
+//! uploads and ingest.
 
 use chrono::{DateTime, Utc};
 
-use crate::store::{Commit, CommitOutcome, EntityWrite, StoreError, SyncStore, contention_backoff};
+use crate::services::commit::{Attempt, commit_time, commit_with_retry};
+use crate::store::{Commit, EntityWrite, StoreError, SyncStore};
 use trainsync_protocol::domain::UserId;
 use trainsync_protocol::limits::MAX_CHANGES_PER_COMMIT;
-
-/// Commit attempts before giving up with [`StoreError::Contention`].
-pub const MAX_COMMIT_ATTEMPTS: u32 = 12;
 
 /// Commits `writes` for `user` (in chunks of at most [`MAX_CHANGES_PER_COMMIT`]),
 /// retrying when a concurrent commit moves the head. Returns the sequence
@@ -36,10 +34,11 @@ async fn commit_chunk(
     plan_version: Option<u64>,
     now: DateTime<Utc>,
 ) -> Result<(u64, u64), StoreError> {
-    for attempt in 0..MAX_COMMIT_ATTEMPTS {
+    commit_with_retry(store, user, |_| async move {
         let head = store.head(user).await?;
+        let seqs = (head.seq + 1, head.seq + chunk.len() as u64);
         let commit = Commit {
-            at: head.last_at.map_or(now, |last| last.max(now)),
+            at: commit_time(&head, now),
             base: head,
             writes: chunk.to_vec(),
             device_id: None,
@@ -49,15 +48,8 @@ async fn commit_chunk(
             conflicts: 0,
             visit: None,
         };
-        match store.commit(user, &commit).await? {
-            CommitOutcome::Committed { first, last } => return Ok((first, last)),
-            CommitOutcome::HeadMoved => contention_backoff(attempt).await,
-            other => {
-                return Err(StoreError::Other(format!(
-                    "unexpected commit outcome {other:?}"
-                )));
-            }
-        }
-    }
-    Err(StoreError::Contention)
+        Ok::<_, StoreError>(Attempt::Commit(Box::new(commit), seqs))
+    })
+    .await?
+    .into_done()
 }

@@ -10,10 +10,8 @@ use serde_json::json;
 use trainsync_protocol::domain::RiskLevel;
 use uuid::Uuid;
 
-use crate::publish::MAX_COMMIT_ATTEMPTS;
-use crate::store::{
-    Commit, CommitOutcome, EntityKey, Loaded, StoreError, SyncStore, contention_backoff,
-};
+use crate::services::commit::{Attempt, commit_time, commit_with_retry};
+use crate::store::{Commit, EntityKey, Loaded, StoreError, SyncStore};
 use trainsync_protocol::domain::{
     Activity, Alert, AlertKind, CalculatedMetrics, EntityKind, MetricsProvenance, Severity,
     Tombstone, UserId,
@@ -125,7 +123,7 @@ pub async fn recompute(
     user: &UserId,
     now: DateTime<Utc>,
 ) -> Result<Recompute, StoreError> {
-    for attempt in 0..MAX_COMMIT_ATTEMPTS {
+    commit_with_retry(store, user, |_| async move {
         let mut keys: Vec<EntityKey> = store
             .activities_started_between(
                 user,
@@ -147,9 +145,9 @@ pub async fn recompute(
             .changes
             .extend(decision.alert.clone().map(Change::Alert));
         if batch.changes.is_empty() {
-            return Ok(decision);
+            return Ok::<_, StoreError>(Attempt::Nothing(decision));
         }
-        let at = loaded.head.last_at.map_or(now, |last| last.max(now));
+        let at = commit_time(&loaded.head, now);
         let ctx = Context {
             at,
             origin: trainsync_protocol::rules::merge::Origin::Backend,
@@ -167,17 +165,10 @@ pub async fn recompute(
             conflicts: 0,
             visit: None,
         };
-        match store.commit(user, &commit).await? {
-            CommitOutcome::Committed { .. } => return Ok(decision),
-            CommitOutcome::HeadMoved => contention_backoff(attempt).await,
-            other => {
-                return Err(StoreError::Other(format!(
-                    "unexpected commit outcome {other:?}"
-                )));
-            }
-        }
-    }
-    Err(StoreError::Contention)
+        Ok(Attempt::Commit(Box::new(commit), decision))
+    })
+    .await?
+    .into_done()
 }
 
 /// Runs [`recompute`] after a commit that wrote `activities_written`

@@ -3,19 +3,30 @@
 //! the record with the response — for uploads in the same transaction as the
 //! data, so a request applies at most once even if its claim is taken over.
 
-use serde_json::Value;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
+use trainsync_protocol::wire::ErrorCode;
 
 use crate::error::ApiError;
 use crate::store::{BeginOutcome, SyncStore};
 use trainsync_protocol::domain::{SyncRequestId, UserId};
 
 /// Hash of a request body, independent of whitespace, key order and gzip.
-pub fn body_hash(body: &Value) -> String {
-    // serde_json's Map is ordered by key (no `preserve_order`), so this is canonical.
-    let canonical = serde_json::to_vec(body).unwrap_or_default();
+pub fn body_hash<T: Serialize>(body: &T) -> Result<String, ApiError> {
+    // Through `Value`: serde_json's Map is ordered by key (no `preserve_order`),
+    // so the bytes are canonical.
+    let canonical = serde_json::to_value(body)
+        .and_then(|value| serde_json::to_vec(&value))
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
     let digest = Sha256::digest(&canonical);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The JSON of a response to store for replays. A response that does not
+/// serialize is a bug, answered 500 before anything is committed, never
+/// stored as an empty body.
+pub fn response_json<T: Serialize>(response: &T) -> Result<String, ApiError> {
+    serde_json::to_string(response).map_err(|e| ApiError::Internal(Box::new(e)))
 }
 
 /// What to do with a request after claiming its key.
@@ -39,13 +50,13 @@ pub async fn claim(
         BeginOutcome::Claimed(token) => Ok(Claim::Process(token)),
         BeginOutcome::Replay(body) => Ok(Claim::Replay(body)),
         BeginOutcome::Mismatch => Err(ApiError::Unprocessable {
-            code: "idempotency_key_reused",
+            code: ErrorCode::IdempotencyKeyReused,
             message: "this sync_request_id was already used with a different body; use a new id for a new request"
                 .into(),
             field: Some("sync_request_id"),
         }),
         BeginOutcome::InProgress => Err(ApiError::Conflict {
-            code: "request_in_progress",
+            code: ErrorCode::RequestInProgress,
             message: "a request with this sync_request_id is being processed; retry shortly to get its result".into(),
         }),
     }
@@ -91,14 +102,15 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn the_hash_ignores_formatting_and_key_order() {
         let a: Value = serde_json::from_str(r#"{"a":1,"b":[1,2]}"#).unwrap();
         let b: Value = serde_json::from_str("{ \"b\" : [1, 2],\n \"a\": 1 }").unwrap();
         let c: Value = serde_json::from_str(r#"{"a":2,"b":[1,2]}"#).unwrap();
-        assert_eq!(body_hash(&a), body_hash(&b));
-        assert_ne!(body_hash(&a), body_hash(&c));
-        assert_eq!(body_hash(&a).len(), 64);
+        assert_eq!(body_hash(&a).unwrap(), body_hash(&b).unwrap());
+        assert_ne!(body_hash(&a).unwrap(), body_hash(&c).unwrap());
+        assert_eq!(body_hash(&a).unwrap().len(), 64);
     }
 }

@@ -1,0 +1,124 @@
+//! The heart of the system: every write of a user's data goes through
+//! [`commit_with_retry`], the one load → resolve → commit loop. Each attempt
+//! reads the head and what it needs, decides the writes, and commits them in
+//! one transaction conditional on the head not having moved; when a concurrent
+//! commit wins, it backs off and decides again from the new state. So the
+//! change log stays gap-free and each decision is made on the state it writes
+//! over. [`load_for`] reads what a batch of changes needs.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::store::{
+    Commit, CommitOutcome, EntityKey, Head, Loaded, StoreError, SyncStore, contention_backoff,
+};
+use trainsync_protocol::domain::{Tombstone, UserId};
+use trainsync_protocol::rules::merge::DUPLICATE_WINDOW_SECS;
+use trainsync_protocol::rules::resolve::{Batch, activity_key};
+
+/// Commit attempts before giving up with [`StoreError::Contention`].
+pub const MAX_COMMIT_ATTEMPTS: u32 = 12;
+
+/// What one attempt decided, from the state it read.
+#[derive(Debug)]
+pub enum Attempt<T> {
+    /// Write this commit; the loop's answer is `T` once it is committed.
+    Commit(Box<Commit>, T),
+    /// Nothing to write: the answer is `T` as it is.
+    Nothing(T),
+}
+
+/// How the commit loop ended, short of a storage error.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Committed<T> {
+    /// Committed (or nothing needed writing): the attempt's answer.
+    Done(T),
+    /// Another request with the same idempotency key took the claim over.
+    ClaimLost,
+    /// The commit's sync session was closed or expired.
+    SessionGone,
+}
+
+impl<T> Committed<T> {
+    /// The answer of a commit that carries no idempotency claim and no session,
+    /// for which the other outcomes would be a bug.
+    pub fn into_done(self) -> Result<T, StoreError> {
+        match self {
+            Committed::Done(value) => Ok(value),
+            Committed::ClaimLost => Err(StoreError::Other(
+                "a commit without an idempotency claim lost its claim".into(),
+            )),
+            Committed::SessionGone => Err(StoreError::Other(
+                "a commit without a session lost its session".into(),
+            )),
+        }
+    }
+}
+
+/// The commit time for a commit on `head`: never before the previous commit,
+/// whatever this Lambda's clock says (so an RFC 3339 `since` maps onto the log).
+pub fn commit_time(head: &Head, now: DateTime<Utc>) -> DateTime<Utc> {
+    head.last_at.map_or(now, |last| last.max(now))
+}
+
+/// Runs `attempt` and commits what it decides, again from fresh state each
+/// time a concurrent commit moves the head (with jittered exponential back-off),
+/// at most [`MAX_COMMIT_ATTEMPTS`] times. `attempt` gets the attempt number.
+pub async fn commit_with_retry<T, E, Fut>(
+    store: &dyn SyncStore,
+    user: &UserId,
+    mut attempt: impl FnMut(u32) -> Fut,
+) -> Result<Committed<T>, E>
+where
+    Fut: Future<Output = Result<Attempt<T>, E>>,
+    E: From<StoreError>,
+{
+    for number in 0..MAX_COMMIT_ATTEMPTS {
+        let (commit, answer) = match attempt(number).await? {
+            Attempt::Nothing(answer) => return Ok(Committed::Done(answer)),
+            Attempt::Commit(commit, answer) => (commit, answer),
+        };
+        match store.commit(user, &commit).await? {
+            CommitOutcome::Committed { .. } => return Ok(Committed::Done(answer)),
+            CommitOutcome::HeadMoved => contention_backoff(number).await,
+            CommitOutcome::ClaimLost => return Ok(Committed::ClaimLost),
+            CommitOutcome::SessionGone => return Ok(Committed::SessionGone),
+        }
+    }
+    Err(StoreError::Contention.into())
+}
+
+/// Reads the head and every entity `batch` may touch. Costs one read, plus
+/// one index query when the batch has activities, plus one more read only
+/// when it writes under the id of a merged duplicate.
+pub async fn load_for(
+    store: &dyn SyncStore,
+    user: &UserId,
+    batch: &Batch,
+) -> Result<Loaded, StoreError> {
+    let mut keys = batch.keys();
+    let starts: Vec<_> = batch.activities().map(|a| a.started_at).collect();
+    if let (Some(first), Some(last)) = (starts.iter().min(), starts.iter().max()) {
+        let window = Duration::seconds(DUPLICATE_WINDOW_SECS);
+        let candidates = store
+            .activities_started_between(user, *first - window, *last + window)
+            .await?;
+        keys.extend(candidates.into_iter().map(|(_, key)| key));
+        keys.sort();
+        keys.dedup();
+    }
+    let mut loaded = store.load(user, &keys).await?;
+    let survivors: Vec<EntityKey> = loaded
+        .entities
+        .values()
+        .filter_map(|e| Tombstone::of(&e.data)?.replaced_by)
+        .filter_map(|id| uuid::Uuid::parse_str(&id).ok())
+        .map(activity_key)
+        .filter(|k| !loaded.entities.contains_key(k))
+        .collect();
+    if !survivors.is_empty() {
+        let more = store.load(user, &survivors).await?;
+        // The head of the first read stays the commit's base: a move in between fails the commit.
+        loaded.entities.extend(more.entities);
+    }
+    Ok(loaded)
+}

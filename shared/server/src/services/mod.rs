@@ -1,0 +1,22 @@
+//! The use cases behind the endpoints, free of HTTP: each takes the few
+//! things it uses (a store, a clock, a push provider), not the whole state.
+//!
+//! - [`commit`]: the one load → resolve → commit loop with back-off, and
+//!   loading what a batch needs.
+//! - [`idempotency`]: claiming a request id once (PRD 6.2).
+//! - [`publish`], [`ingest`], [`brain`]: the backend's writes into a user's log.
+//! - [`retention`]: trimming the change log once every device has it.
+//! - [`undo`]: undoing a conflict resolution within 24 hours.
+//! - [`devices`], [`tokens`]: registering and revoking devices, token pairs.
+//! - [`fanout`]: critical-alert pushes from the table's stream.
+
+pub mod brain;
+pub mod commit;
+pub mod devices;
+pub mod fanout;
+pub mod idempotency;
+pub mod ingest;
+pub mod publish;
+pub mod retention;
+pub mod tokens;
+pub mod undo;

@@ -1,0 +1,99 @@
+//! Device token pairs (PRD 8.1): a 24-hour access token and a refresh token
+//! that works once. [`login`] issues a device's first pair (the login
+//! service calls it, or `trainsync login`); [`refresh`] rotates a pair
+//! (`POST /auth/refresh`). Presenting a refresh token that was already used
+//! revokes the device (RFC 9700 §4.14.2); only token hashes are stored.
+
+use crate::auth::AuthError;
+use crate::auth::refresh::{RefreshDecision, RefreshFamily, RefreshToken, decide};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::{Rotation, StoredLogin};
+use chrono::{DateTime, Utc};
+use trainsync_protocol::domain::{DeviceId, UserId};
+use trainsync_protocol::wire::{RevokeReason, TokenPair};
+use uuid::Uuid;
+
+/// Why token issuing is not possible here.
+fn no_issuer() -> ApiError {
+    ApiError::Internal(
+        "token issuing is not configured (JWT_SIGNING_KEY and JWT_SIGNING_KID)".into(),
+    )
+}
+
+/// Logs a device in: a new login whose pair is returned; the device's earlier
+/// login stops working and a revocation of the device is lifted.
+pub async fn login(
+    state: &AppState,
+    user: &UserId,
+    device: &DeviceId,
+) -> Result<TokenPair, ApiError> {
+    let issuer = state.tokens.as_deref().ok_or_else(no_issuer)?;
+    let now = state.clock.now();
+    let family = Uuid::new_v4();
+    let refresh = RefreshToken::generate(family);
+    let login = StoredLogin {
+        family,
+        user: user.clone(),
+        device: device.clone(),
+        state: RefreshFamily {
+            current_hash: refresh.hash(),
+            last_issued_at: now,
+            revoked_at: None,
+        },
+    };
+    state.store.start_login(&login, now).await?;
+    state.gate.forget(user.as_str(), device.as_str());
+    tracing::info!(user_id = %user, device_id = %device, "device logged in");
+    Ok(issuer.pair(&login, &refresh, now)?)
+}
+
+/// Exchanges a refresh token for a new pair; see the module docs.
+pub async fn refresh(state: &AppState, presented: &str) -> Result<TokenPair, ApiError> {
+    let issuer = state.tokens.as_deref().ok_or_else(no_issuer)?;
+    let now = state.clock.now();
+    let token = RefreshToken::parse(presented).map_err(|_| AuthError::RefreshInvalid)?;
+    let login = state
+        .store
+        .login(token.family)
+        .await?
+        .ok_or(AuthError::RefreshInvalid)?;
+    match decide(&login.state, &token, now) {
+        RefreshDecision::Revoked => Err(AuthError::DeviceRevoked.into()),
+        RefreshDecision::Expired => Err(AuthError::RefreshExpired.into()),
+        RefreshDecision::Reused => reused(state, &login, now).await,
+        RefreshDecision::Rotate => {
+            let next = RefreshToken::generate(login.family);
+            match state
+                .store
+                .rotate_login(&login, &token.hash(), &next.hash(), now)
+                .await?
+            {
+                Rotation::Rotated => Ok(issuer.pair(&login, &next, now)?),
+                Rotation::DeviceRevoked => Err(AuthError::DeviceRevoked.into()),
+                // A concurrent request used the same token first: it worked once.
+                Rotation::Superseded => reused(state, &login, now).await,
+            }
+        }
+    }
+}
+
+/// A used refresh token came back: someone holds a copy. Log the device out.
+async fn reused(
+    state: &AppState,
+    login: &StoredLogin,
+    now: DateTime<Utc>,
+) -> Result<TokenPair, ApiError> {
+    tracing::warn!(user_id = %login.user, device_id = %login.device, family = %login.family,
+        "refresh token reused: revoking the device");
+    crate::services::devices::revoke(
+        state,
+        &login.user,
+        &login.device,
+        RevokeReason::RefreshTokenReuse,
+        Some(login.family),
+        now,
+    )
+    .await?;
+    Err(AuthError::RefreshReused.into())
+}
