@@ -15,6 +15,7 @@ pub mod local_config;
 pub mod local_system;
 pub mod push_receiver;
 pub mod shutdown;
+pub mod stream_filter;
 pub mod stream_poller;
 
 /// The repository root (the workspace folder holding `infra/`).

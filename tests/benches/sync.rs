@@ -154,7 +154,7 @@ async fn measure_fanout(ctx: &mut TestContext) {
         let mut event = aws_lambda_events::event::dynamodb::Event::default();
         event.records = records
             .into_iter()
-            .rfind(sync_core::stream_filter::passes)
+            .rfind(trainsync_infra::stream_filter::passes)
             .into_iter()
             .collect();
         let before = ctx.counter.total();

@@ -11,7 +11,7 @@ use serde_yaml::Value;
 use sync_core::config::{Config, PushConfig};
 use sync_core::handlers::Endpoint;
 use sync_core::store::dynamo::schema;
-use sync_core::stream_filter::FANOUT_FILTER_PATTERN;
+use trainsync_infra::stream_filter::FANOUT_FILTER_PATTERN;
 
 fn template() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
