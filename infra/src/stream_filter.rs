@@ -1,12 +1,13 @@
-//! The alert fan-out's stream filter, as code.
+//! The alert fan-out's stream filter, as code, for local tooling and tests.
 //!
 //! In AWS the `alerts-fanout` function is invoked through an event-source
 //! mapping whose `FilterCriteria` drops every stream record that is not the
 //! INSERT of a critical alert's change-log entry, so the function never sees
-//! them. The local gateway reads DynamoDB Local's stream itself and must drop
-//! exactly the same records: [`FANOUT_FILTER_PATTERN`] is the very pattern
-//! `template.yaml` declares (a test compares them), and [`matches`] evaluates
-//! the part of Lambda's event-pattern language that pattern uses.
+//! them and the deployed code never runs this module. Locally the stream
+//! poller ([`crate::stream_poller`]) reads DynamoDB Local's stream itself and
+//! must drop exactly the same records: [`FANOUT_FILTER_PATTERN`] is the very
+//! pattern `template.yaml` declares (a test compares them), and [`matches()`]
+//! evaluates the part of Lambda's event-pattern language that pattern uses.
 
 use std::sync::LazyLock;
 

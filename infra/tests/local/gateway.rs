@@ -7,8 +7,10 @@ use chrono::Utc;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sync_core::state::AppState;
-use trainsync_infra::dynamodb_local::{DynamoDbLocal, Options};
+use trainsync_infra::dynamodb_local::DynamoDbLocal;
 use trainsync_infra::{gateway, local_config, local_system};
+
+use crate::helpers::dynamodb_endpoint;
 
 struct Running {
     url: String,
@@ -19,15 +21,7 @@ struct Running {
 }
 
 async fn start_gateway() -> Running {
-    let (endpoint, dynamodb) = match std::env::var("DYNAMODB_ENDPOINT") {
-        Ok(endpoint) if !endpoint.trim().is_empty() => (endpoint, None),
-        _ => {
-            let local = DynamoDbLocal::start(Options::in_memory())
-                .await
-                .expect("DynamoDB Local starts");
-            (local.endpoint(), Some(local))
-        }
-    };
+    let (endpoint, dynamodb) = dynamodb_endpoint().await;
     let mut config = local_config::from_env_with_endpoint(&endpoint).expect("local config");
     config.table_name = format!(
         "gateway-test-{}",

@@ -11,9 +11,11 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use sync_core::store::dynamo::DynamoStore;
 use sync_core::store::{EntityKey, SyncStore as _};
-use trainsync_infra::dynamodb_local::{self, DynamoDbLocal, Options};
+use trainsync_infra::dynamodb_local;
 use trainsync_infra::local_config;
 use trainsync_protocol::domain::{EntityKind, UserId};
+
+use crate::helpers::dynamodb_endpoint;
 
 const TRAINSYNC: &str = env!("CARGO_BIN_EXE_trainsync");
 
@@ -130,20 +132,6 @@ fn dev_token_refuses_a_bad_ttl() {
         .expect("dev-token runs");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("lifetime"));
-}
-
-/// DYNAMODB_ENDPOINT when set (e.g. by scripts/test), else a DynamoDB Local
-/// started here (stopped when the second value drops).
-async fn dynamodb_endpoint() -> (String, Option<DynamoDbLocal>) {
-    match std::env::var("DYNAMODB_ENDPOINT") {
-        Ok(endpoint) if !endpoint.trim().is_empty() => (endpoint, None),
-        _ => {
-            let local = DynamoDbLocal::start(Options::in_memory())
-                .await
-                .expect("DynamoDB Local starts");
-            (local.endpoint(), Some(local))
-        }
-    }
 }
 
 /// `trainsync create-table` for `table` on `endpoint`.

@@ -13,11 +13,13 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use sync_core::config::Config;
-use trainsync_infra::dynamodb_local::{DynamoDbLocal, Options};
+use trainsync_infra::dynamodb_local::DynamoDbLocal;
 use trainsync_infra::local_config;
 use trainsync_infra::stream_poller::{
     self, PollerHandle, PollerOptions, PollerStats, StreamPoller,
 };
+
+use crate::helpers::dynamodb_endpoint;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -38,15 +40,7 @@ async fn fresh_table() -> Table {
 /// A configuration for a uniquely named table that does not exist yet.
 async fn uncreated_table() -> Table {
     trainsync_infra::init_tracing();
-    let (endpoint, dynamodb) = match std::env::var("DYNAMODB_ENDPOINT") {
-        Ok(endpoint) if !endpoint.trim().is_empty() => (endpoint, None),
-        _ => {
-            let local = DynamoDbLocal::start(Options::in_memory())
-                .await
-                .expect("DynamoDB Local starts");
-            (local.endpoint(), Some(local))
-        }
-    };
+    let (endpoint, dynamodb) = dynamodb_endpoint().await;
     let mut config = local_config::from_env_with_endpoint(&endpoint).expect("local config");
     config.table_name = format!("stream-poller-{}", uuid::Uuid::new_v4().simple());
     let client = sync_core::store::dynamo::client_for(&config).await;
