@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
-use sync_core::state::AppState;
 
 use crate::dynamodb_local::{self, DynamoDbLocal, Storage};
 use crate::local_config::{self, DevTokenError};
@@ -303,7 +302,7 @@ fn read_event(path: &Path) -> Result<Value, Error> {
 
 async fn run_ingest(args: IngestArgs) -> Result<(), Error> {
     let event = read_event(&args.file)?;
-    let state = AppState::from_config(local_config::from_env()?).await?;
+    let state = sync_core::lambda::build_state(local_config::from_env()?).await?;
     let answer = sync_core::handlers::ingest::handle_event(&state, event)
         .await
         .map_err(Error::Ingest)?;
@@ -330,7 +329,7 @@ async fn run_login(args: LoginArgs) -> Result<(), Error> {
         flag: "device",
         source,
     })?;
-    let state = AppState::from_config(local_config::from_env()?).await?;
+    let state = sync_core::lambda::build_state(local_config::from_env()?).await?;
     let pair = sync_core::services::tokens::login(&state, &user, &device)
         .await
         .map_err(Error::Login)?;

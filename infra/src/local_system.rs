@@ -126,7 +126,7 @@ impl LocalSystem {
         } else {
             None
         };
-        let state = AppState::from_config(config.clone()).await?;
+        let state = sync_core::lambda::build_state(config.clone()).await?;
         Ok(LocalSystem {
             config,
             state,

@@ -585,7 +585,7 @@ fn every_function_policy_stays_on_the_table_and_its_key() {
 fn delivery_lease_secs() -> i64 {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/src/store/dynamo/devices.rs"
+        "/../shared/server/src/store/dynamo/devices.rs"
     );
     let source = std::fs::read_to_string(path).expect("devices.rs");
     let rest = source

@@ -5,13 +5,10 @@
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use sync_core::config::Config;
-use sync_core::state::AppState;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    sync_core::telemetry::init();
-    let state = AppState::from_config(Config::from_env()?).await?;
+    let state = sync_core::lambda::cold_start(env!("CARGO_PKG_NAME")).await?;
     let state = &state;
     run(service_fn(move |event: LambdaEvent<Event>| async move {
         Ok::<DynamoDbEventResponse, Error>(

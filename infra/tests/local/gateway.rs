@@ -6,7 +6,6 @@ use std::net::{Ipv4Addr, SocketAddr};
 use chrono::Utc;
 use reqwest::StatusCode;
 use serde_json::Value;
-use sync_core::state::AppState;
 use trainsync_infra::dynamodb_local::DynamoDbLocal;
 use trainsync_infra::{gateway, local_config, local_system};
 
@@ -32,7 +31,7 @@ async fn start_gateway() -> Running {
         .expect("table created");
     let token =
         local_config::dev_token(&config, "gw-user", "gw-device", 1, Utc::now()).expect("dev token");
-    let state = AppState::from_config(config).await.expect("state");
+    let state = sync_core::lambda::build_state(config).await.expect("state");
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
         .await
         .expect("bind");

@@ -14,7 +14,7 @@ mod tracks;
 mod upload;
 
 use http::Method;
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use tracing::Instrument;
 
 use crate::auth::Caller;
@@ -136,6 +136,11 @@ impl Endpoint {
 
 /// The value of path parameter `name` (e.g. `activity_id`) of `endpoint` in `req`'s path.
 pub fn path_param(req: &Request, endpoint: Endpoint, name: &str) -> Option<String> {
+    // API Gateway names the parameters itself, whatever stage prefixes the path.
+    if let Some(value) = req.path_parameters().first(name) {
+        return Some(value.to_owned());
+    }
+    // A request built without them (the local gateway, tests): match the route's pattern.
     let wanted = format!("{{{name}}}");
     endpoint
         .path()
@@ -216,25 +221,24 @@ async fn run(state: &AppState, endpoint: Endpoint, req: Request) -> Result<Reply
             wrong_method: true,
         });
     }
-    if endpoint == Endpoint::AuthRefresh {
-        return auth::refresh(state, &req).await;
-    }
-    let caller = authenticate(state, &req).await?;
-    tracing::Span::current().record("user_id", caller.user_id.as_str());
+    // Every endpoint but the refresh (which presents a refresh token instead)
+    // authenticates its caller first.
+    let caller = || authenticate(state, &req);
+    let req = &req;
     match endpoint {
-        Endpoint::Check => check::check(state, &caller, &req).await,
-        Endpoint::Upload => upload::upload(state, &caller, &req).await,
-        Endpoint::Download => download::download(state, &caller, &req).await,
-        Endpoint::Complete => complete::complete(state, &caller, &req).await,
-        Endpoint::Status => status::status(state, &caller).await,
-        Endpoint::Conflicts => conflicts::list(state, &caller, &req).await,
-        Endpoint::ConflictUndo => conflicts::undo(state, &caller, &req).await,
-        Endpoint::Track => tracks::track(state, &caller, &req).await,
-        Endpoint::Reference => reference::reference(state, &caller, &req).await,
-        Endpoint::DeviceRegister => devices::register(state, &caller, &req).await,
-        Endpoint::DeviceList => devices::list(state, &caller).await,
-        Endpoint::DeviceRevoke => devices::revoke(state, &caller, &req).await,
-        Endpoint::AuthRefresh => auth::refresh(state, &req).await,
+        Endpoint::AuthRefresh => auth::refresh(state, req).await,
+        Endpoint::Check => check::check(state, &caller().await?, req).await,
+        Endpoint::Upload => upload::upload(state, &caller().await?, req).await,
+        Endpoint::Download => download::download(state, &caller().await?, req).await,
+        Endpoint::Complete => complete::complete(state, &caller().await?, req).await,
+        Endpoint::Status => status::status(state, &caller().await?).await,
+        Endpoint::Conflicts => conflicts::list(state, &caller().await?, req).await,
+        Endpoint::ConflictUndo => conflicts::undo(state, &caller().await?, req).await,
+        Endpoint::Track => tracks::track(state, &caller().await?, req).await,
+        Endpoint::Reference => reference::reference(state, &caller().await?, req).await,
+        Endpoint::DeviceRegister => devices::register(state, &caller().await?, req).await,
+        Endpoint::DeviceList => devices::list(state, &caller().await?).await,
+        Endpoint::DeviceRevoke => devices::revoke(state, &caller().await?, req).await,
     }
 }
 
@@ -243,5 +247,6 @@ async fn authenticate(state: &AppState, req: &Request) -> Result<Caller, ApiErro
     let now = state.clock.now();
     let caller = state.verifier.verify(bearer_header(req), now).await?;
     state.gate.admit(state.store.as_ref(), &caller, now).await?;
+    tracing::Span::current().record("user_id", caller.user_id.as_str());
     Ok(caller)
 }
