@@ -227,7 +227,7 @@ async fn main() {
     let json_bytes: usize = pages.iter().map(|p| p.to_string().len()).sum();
     let gzip_bytes: usize = pages
         .iter()
-        .map(|p| sync_core::http::compression::gzip(p.to_string().as_bytes()).len())
+        .map(|p| sync_core::compression::gzip(p.to_string().as_bytes()).len())
         .sum();
     println!(
         "\nfull download (snapshot of the last 90 days, {} of {} activities): {} pages, {} DynamoDB requests, in {:.1} ms; {} KiB JSON, {} KiB gzip ({:.0}% smaller)",

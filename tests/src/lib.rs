@@ -444,7 +444,7 @@ pub fn activity(id: Uuid, notes: &str) -> Value {
 
 /// gzip-compresses `bytes`.
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
-    sync_core::http::compression::gzip(bytes)
+    sync_core::compression::gzip(bytes)
 }
 
 fn gunzip(bytes: &[u8]) -> Vec<u8> {

@@ -9,7 +9,7 @@ use chrono::Duration;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use sync_core::auth::Verifier;
-use sync_core::auth::refresh::REFRESH_IDLE_DAYS;
+use sync_core::refresh::REFRESH_IDLE_DAYS;
 use sync_core::auth::revocation::REVOCATION_CACHE_SECS;
 use sync_core::handlers::Endpoint;
 use sync_core::state::AppState;
@@ -393,7 +393,7 @@ async fn expired_and_malformed_tokens_are_refused() {
         assert_eq!(response.error_code(), "invalid_refresh_token");
     }
     // A token of an unknown login (well formed, never issued).
-    let forged = sync_core::auth::refresh::RefreshToken::generate(uuid::Uuid::new_v4()).encode();
+    let forged = sync_core::refresh::RefreshToken::generate(uuid::Uuid::new_v4()).encode();
     assert_eq!(
         ctx.refresh(&forged).await.error_code(),
         "invalid_refresh_token"

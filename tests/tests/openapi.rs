@@ -21,11 +21,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sync_core::auth::AuthError;
 use sync_core::auth::issuer::ACCESS_TOKEN_TTL_HOURS;
-use sync_core::auth::refresh::{REFRESH_IDLE_DAYS, RefreshToken};
+use sync_core::refresh::{REFRESH_IDLE_DAYS, RefreshToken};
 use sync_core::auth::revocation::REVOCATION_CACHE_SECS;
 use sync_core::error::ApiError;
 use sync_core::handlers::{Endpoint, plan_upload};
-use sync_core::http::compression::decode_body;
+use sync_core::compression::decode_body;
 use sync_core::http::{error_reply, into_response};
 use sync_core::services::retention::INACTIVE_DEVICE_DAYS;
 use sync_core::store::{EntityKey, Head, Loaded, SessionState, StoreError, StoredEntity};
@@ -2119,7 +2119,7 @@ fn every_response_has_the_documented_headers() {
     for encoding in as_array(encodings) {
         let encoding = encoding.as_str().expect("a string");
         let body = if encoding.contains("gzip") {
-            sync_core::http::compression::gzip(b"{}")
+            sync_core::compression::gzip(b"{}")
         } else {
             b"{}".to_vec()
         };

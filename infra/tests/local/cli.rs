@@ -275,7 +275,7 @@ async fn login_prints_a_pair_whose_access_token_verifies() {
     assert!(
         pair["refresh_token"]
             .as_str()
-            .is_some_and(|t| sync_core::auth::refresh::RefreshToken::parse(t).is_ok()),
+            .is_some_and(|t| sync_core::refresh::RefreshToken::parse(t).is_ok()),
         "{pair}"
     );
     let config = local_config::from_env_with_endpoint(&endpoint).expect("local config");

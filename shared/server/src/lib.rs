@@ -9,12 +9,14 @@
 
 pub mod auth;
 pub mod clock;
+pub mod compression;
 pub mod config;
 pub mod error;
 pub mod handlers;
 pub mod http;
 pub mod lambda;
 pub mod push;
+pub mod refresh;
 pub mod services;
 pub mod state;
 pub mod store;

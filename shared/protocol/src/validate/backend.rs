@@ -1,7 +1,6 @@
 //! Validation of what the backend publishes: metrics, alerts, coach's notes.
 
 use crate::domain::{Alert, CalculatedMetrics};
-use crate::rules::resolve::CoachNote;
 use crate::validate::{FieldError, FieldErrorCode, Validate};
 use chrono::{DateTime, Utc};
 
@@ -56,19 +55,3 @@ impl Validate for Alert {
     }
 }
 
-impl Validate for CoachNote {
-    fn validate(&self, _now: DateTime<Utc>) -> Result<(), FieldError> {
-        let chars = self.note.as_deref().map_or(0, |n| n.chars().count());
-        if chars > crate::limits::MAX_NOTES_CHARS {
-            return Err(FieldError::new(
-                "note",
-                FieldErrorCode::TooLong,
-                format!(
-                    "note must be at most {} characters",
-                    crate::limits::MAX_NOTES_CHARS
-                ),
-            ));
-        }
-        Ok(())
-    }
-}

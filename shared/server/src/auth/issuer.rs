@@ -2,7 +2,7 @@
 //! with the configured private key whose public half the JWKS publishes).
 
 use crate::auth::Claims;
-use crate::auth::refresh::{REFRESH_IDLE_DAYS, RefreshToken};
+use crate::refresh::{REFRESH_IDLE_DAYS, RefreshToken};
 use crate::config::{AuthConfig, Config, ConfigError};
 use crate::store::StoredLogin;
 use chrono::{DateTime, Duration, Utc};

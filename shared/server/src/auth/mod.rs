@@ -1,9 +1,8 @@
-//! Who is calling: verifying access tokens ([`verify`]), signing them
-//! ([`issuer`]), the refresh-token rules ([`refresh`]) and the per-container
-//! check that a device is still logged in ([`revocation`]).
+//! Who is calling: verifying access tokens (`verify`), signing them
+//! ([`issuer`]) and the per-container check that a device is still logged in
+//! ([`revocation`]). The refresh-token rules are `crate::refresh`, below storage.
 
 pub mod issuer;
-pub mod refresh;
 pub mod revocation;
 mod verify;
 

@@ -45,7 +45,7 @@ pub struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
     /// The login (refresh-token family) the token belongs to, when issued by
-    /// [`crate::services::tokens`]; a device's newer login or logout retires it.
+    /// `services::tokens`; a device's newer login or logout retires it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
 }

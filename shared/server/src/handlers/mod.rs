@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::http::compression::accepts_gzip;
+use crate::compression::accepts_gzip;
 use crate::http::{Reply, bearer_header, error_reply, into_response};
 use crate::state::AppState;
 use crate::store::dynamo::metrics::count_requests;

@@ -12,7 +12,7 @@ use trainsync_protocol::wire::ErrorCode;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http::Reply;
-use crate::http::compression::{accepts_gzip, decode_body};
+use crate::compression::{accepts_gzip, decode_body};
 use crate::state::AppState;
 use crate::store::StoreError;
 use trainsync_protocol::reference::{MAX_SNAPSHOT_JSON_BYTES, ReferenceCurrent, random_shard};

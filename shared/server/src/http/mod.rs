@@ -1,7 +1,6 @@
 //! HTTP at the edge: reading requests (auth header, body, query) and writing
 //! responses, including the one place errors become statuses.
 
-pub mod compression;
 mod error;
 mod request;
 mod response;

@@ -4,7 +4,7 @@ use http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 use serde::Serialize;
 
-use crate::http::compression::gzip;
+use crate::compression::gzip;
 
 /// Responses smaller than this are not worth compressing.
 const GZIP_MIN_BYTES: usize = 512;

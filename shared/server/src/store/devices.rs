@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{DeviceRecord, DeviceRegistration, StoreError};
-use crate::auth::refresh::RefreshFamily;
+use crate::refresh::RefreshFamily;
 use trainsync_protocol::domain::{DeviceId, UserId};
 use trainsync_protocol::wire::RevokeReason;
 

@@ -12,7 +12,7 @@ use crate::domain::{EntityKey, EntityWrite, Loaded};
 use crate::plan::TrainingPlan;
 use crate::rules::merge::Origin;
 use crate::rules::resolve::by_kind::resolve_change;
-use crate::validate::FieldError;
+use crate::validate::{FieldError, FieldErrorCode, Validate};
 use crate::wire::{AcceptedItem, ConflictItem, ItemType};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -328,3 +328,20 @@ impl Batch {
 mod by_kind;
 #[cfg(test)]
 mod tests;
+
+impl Validate for CoachNote {
+    fn validate(&self, _now: DateTime<Utc>) -> Result<(), FieldError> {
+        let chars = self.note.as_deref().map_or(0, |n| n.chars().count());
+        if chars > crate::limits::MAX_NOTES_CHARS {
+            return Err(FieldError::new(
+                "note",
+                FieldErrorCode::TooLong,
+                format!(
+                    "note must be at most {} characters",
+                    crate::limits::MAX_NOTES_CHARS
+                ),
+            ));
+        }
+        Ok(())
+    }
+}

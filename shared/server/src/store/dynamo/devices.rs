@@ -28,7 +28,7 @@ use uuid::Uuid;
 use super::keys::{LOGIN_SK, delivery_sk, device_sk, login_pk, user_pk};
 use super::records::DeviceItem;
 use super::{DynamoStore, Item, from_item, key_of, n, s, store_error, to_item};
-use crate::auth::refresh::{REFRESH_IDLE_DAYS, RefreshFamily};
+use crate::refresh::{REFRESH_IDLE_DAYS, RefreshFamily};
 use crate::store::{
     DeliveryClaim, DeliveryOutcome, DeviceRecord, DeviceRefusal, DeviceRegistration, DeviceStore,
     Rotation, StoreError, StoredLogin,

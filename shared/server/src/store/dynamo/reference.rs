@@ -31,7 +31,7 @@ use chrono::{DateTime, Utc};
 use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::http::compression::gzip;
+use crate::compression::gzip;
 use crate::store::{ReferenceStore, StoreError};
 use trainsync_protocol::reference::{
     MAX_SNAPSHOT_JSON_BYTES, PublishOutcome, REFERENCE_SHARDS, ReferenceSnapshot,
