@@ -1,6 +1,6 @@
-//! Test harness for the integration tests in `tests/tests/`: a fresh
-//! DynamoDB Local table per test, the real handlers in-process, tokens, an
-//! injectable clock and small request helpers.
+//! Test harness for the integration tests in `tests/tests/api/` and the
+//! bench: a fresh DynamoDB Local table per test, the real handlers
+//! in-process, tokens, an injectable clock and small request helpers.
 //!
 //! DynamoDB Local must be running and `DYNAMODB_ENDPOINT` must point at it;
 //! `scripts/test` does both.

@@ -1,0 +1,24 @@
+//! The integration suite as one test binary (one link, one process): a
+//! module per area, every test against DynamoDB Local through the harness in
+//! `src/lib.rs`.
+//!
+//! Run one area with `scripts/test -p trainsync-tests --test api -- cursor::`.
+
+mod bad_input;
+mod brain;
+mod conflict_rules;
+mod cursor;
+mod devices;
+mod downloads;
+mod idempotency;
+mod ingest;
+mod isolation;
+mod jwks;
+mod lambda_event;
+mod openapi;
+mod outage;
+mod pushes;
+mod reference;
+mod sync_flow;
+mod template;
+mod tracks;
