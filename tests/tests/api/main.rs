@@ -1,6 +1,6 @@
 //! The integration suite as one test binary (one link, one process): a
 //! module per area, every test against DynamoDB Local through the harness in
-//! `src/lib.rs`.
+//! `src/lib.rs`, and the helpers several modules use in `helpers`.
 //!
 //! Run one area with `scripts/test -p trainsync-tests --test api -- cursor::`.
 
@@ -10,6 +10,7 @@ mod conflict_rules;
 mod cursor;
 mod devices;
 mod downloads;
+mod helpers;
 mod idempotency;
 mod ingest;
 mod isolation;
