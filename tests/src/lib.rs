@@ -1,6 +1,6 @@
-//! Test harness for the integration tests in `tests/tests/`: a fresh
-//! DynamoDB Local table per test, the real handlers in-process, tokens, an
-//! injectable clock and small request helpers.
+//! Test harness for the integration tests in `tests/tests/api/` and the
+//! bench: a fresh DynamoDB Local table per test, the real handlers
+//! in-process, tokens, an injectable clock and small request helpers.
 //!
 //! DynamoDB Local must be running and `DYNAMODB_ENDPOINT` must point at it;
 //! `scripts/test` does both.
@@ -164,6 +164,16 @@ impl TestContext {
         ctx
     }
 
+    /// Another "container" on the same table: handler state with its own
+    /// caches (e.g. revocation) and token verifier, reading `clock`, with the
+    /// reference brain as in this context's state.
+    pub fn another_container(&self, clock: Arc<ManualClock>) -> AppState {
+        let verifier = Verifier::new(&config(&self.table).auth);
+        let mut state = AppState::new(self.store.clone(), verifier, clock);
+        state.brain = self.state.brain;
+        state
+    }
+
     /// The clock's current time.
     pub fn now(&self) -> DateTime<Utc> {
         sync_core::clock::Clock::now(self.clock.as_ref())
@@ -273,6 +283,18 @@ impl TestContext {
         self.send(get_request(path, Some(token), query)).await
     }
 
+    /// `GET path` with a bearer token and extra request headers (`Range`,
+    /// `If-None-Match`, `Accept-Encoding`...).
+    pub async fn get_with_headers(
+        &self,
+        path: &str,
+        token: &str,
+        headers: &[(&'static str, &str)],
+    ) -> TestResponse {
+        self.send(with_headers(get_request(path, Some(token), &[]), headers))
+            .await
+    }
+
     /// Opens a session for `user`/`device`; returns `sync_id`.
     pub async fn check(&self, token: &str, user: &str) -> String {
         let response = self
@@ -321,6 +343,28 @@ impl TestContext {
         self.ingest(event).await
     }
 
+    /// One download call after `since` with extra query parameters
+    /// (e.g. `limit`, `network`, `plan_version`); panics unless it answers 200.
+    pub async fn download_page(
+        &self,
+        token: &str,
+        since: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> Value {
+        let mut query = extra.to_vec();
+        if let Some(since) = since {
+            query.push(("since", since));
+        }
+        let response = self.get("/sync/download", token, &query).await;
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "download: {}",
+            String::from_utf8_lossy(&response.bytes)
+        );
+        response.json()
+    }
+
     /// Downloads every page after `since` with extra query parameters
     /// (e.g. `network`, `plan_version`); returns all pages and the final cursor.
     pub async fn download_all_with(
@@ -332,18 +376,7 @@ impl TestContext {
         let mut pages = Vec::new();
         let mut cursor = since.map(str::to_owned);
         loop {
-            let mut query = extra.to_vec();
-            if let Some(c) = cursor.as_deref() {
-                query.push(("since", c));
-            }
-            let response = self.get("/sync/download", token, &query).await;
-            assert_eq!(
-                response.status,
-                StatusCode::OK,
-                "download: {}",
-                String::from_utf8_lossy(&response.bytes)
-            );
-            let page = response.json();
+            let page = self.download_page(token, cursor.as_deref(), extra).await;
             cursor = Some(
                 page["next_cursor"]
                     .as_str()
@@ -428,6 +461,25 @@ pub fn get_request(path: &str, token: Option<&str>, query: &[(&str, &str)]) -> R
         .with_query_string_parameters(map)
 }
 
+/// `request` with `headers` set (replacing any of the same name).
+pub fn with_headers(mut request: Request, headers: &[(&'static str, &str)]) -> Request {
+    for (name, value) in headers {
+        request
+            .headers_mut()
+            .insert(*name, value.parse().expect("header value"));
+    }
+    request
+}
+
+/// A JSON `POST` whose body `bytes` is already gzip-compressed
+/// (`Content-Encoding: gzip`).
+pub fn gzip_post(path: &str, token: &str, bytes: Vec<u8>) -> Request {
+    with_headers(
+        post_request(path, Some(token), Body::Binary(bytes)),
+        &[("content-encoding", "gzip")],
+    )
+}
+
 /// A valid activity with id `id`.
 pub fn activity(id: Uuid, notes: &str) -> Value {
     json!({
@@ -447,11 +499,12 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     sync_core::compression::gzip(bytes)
 }
 
-fn gunzip(bytes: &[u8]) -> Vec<u8> {
+/// Decompresses gzip `bytes` (panics if they are not gzip).
+pub fn gunzip(bytes: &[u8]) -> Vec<u8> {
     use std::io::Read;
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(bytes)
         .read_to_end(&mut out)
-        .expect("valid gzip response");
+        .expect("valid gzip");
     out
 }

@@ -54,4 +54,3 @@ impl Validate for Alert {
         Ok(())
     }
 }
-

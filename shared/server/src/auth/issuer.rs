@@ -2,8 +2,8 @@
 //! with the configured private key whose public half the JWKS publishes).
 
 use crate::auth::Claims;
-use crate::refresh::{REFRESH_IDLE_DAYS, RefreshToken};
 use crate::config::{AuthConfig, Config, ConfigError};
+use crate::refresh::{REFRESH_IDLE_DAYS, RefreshToken};
 use crate::store::StoredLogin;
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};

@@ -18,8 +18,8 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use tracing::Instrument;
 
 use crate::auth::Caller;
-use crate::error::ApiError;
 use crate::compression::accepts_gzip;
+use crate::error::ApiError;
 use crate::http::{Reply, bearer_header, error_reply, into_response};
 use crate::state::AppState;
 use crate::store::dynamo::metrics::count_requests;

@@ -10,9 +10,9 @@ use lambda_http::Request;
 use trainsync_protocol::wire::ErrorCode;
 
 use crate::auth::Caller;
+use crate::compression::{accepts_gzip, decode_body};
 use crate::error::ApiError;
 use crate::http::Reply;
-use crate::compression::{accepts_gzip, decode_body};
 use crate::state::AppState;
 use crate::store::StoreError;
 use trainsync_protocol::reference::{MAX_SNAPSHOT_JSON_BYTES, ReferenceCurrent, random_shard};

@@ -5,8 +5,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use trainsync_protocol::wire::ErrorCode;
 
-use crate::error::ApiError;
 use crate::compression::{DecodeError, decode_body};
+use crate::error::ApiError;
 use crate::services::idempotency::body_hash;
 use trainsync_protocol::limits::{DEFAULT_DOWNLOAD_LIMIT, MAX_BODY_BYTES, MAX_DOWNLOAD_LIMIT};
 use trainsync_protocol::validate::{FieldErrorCode, parse_json, parse_json_bytes};

@@ -5,8 +5,8 @@
 //! revokes the device (RFC 9700 §4.14.2); only token hashes are stored.
 
 use crate::auth::AuthError;
-use crate::refresh::{RefreshDecision, RefreshFamily, RefreshToken, decide};
 use crate::error::ApiError;
+use crate::refresh::{RefreshDecision, RefreshFamily, RefreshToken, decide};
 use crate::state::AppState;
 use crate::store::{Rotation, StoredLogin};
 use chrono::{DateTime, Utc};

@@ -8,13 +8,12 @@ use std::sync::Arc;
 use chrono::Duration;
 use http::StatusCode;
 use serde_json::{Value, json};
-use sync_core::auth::Verifier;
 use sync_core::clock::ManualClock;
 use sync_core::services::publish::publish;
 use sync_core::state::AppState;
 use sync_core::store::{EntityKey, EntityWrite};
 use trainsync_protocol::domain::{EntityKind, UserId};
-use trainsync_tests::{TestContext, activity, config};
+use trainsync_tests::{TestContext, activity};
 use uuid::Uuid;
 
 const USER: &str = "dana";
@@ -38,11 +37,9 @@ fn entities(page: &Value) -> Vec<(String, u64)> {
 /// A handler state sharing the test's table but with its own clock, `skew` off.
 fn skewed_state(ctx: &TestContext, skew: Duration) -> (AppState, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(ctx.now() + skew));
-    let verifier = Verifier::new(&config(&ctx.table).auth);
-    let mut state = AppState::new(ctx.store.clone(), verifier, clock.clone());
-    // Like the test context's: no computed metrics or alerts among the changes counted.
-    state.brain = ctx.state.brain;
-    (state, clock)
+    // The brain as in the test context's: no computed metrics or alerts among
+    // the changes counted.
+    (ctx.another_container(clock.clone()), clock)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

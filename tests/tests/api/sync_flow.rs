@@ -188,11 +188,9 @@ async fn responses_are_gzipped_when_asked() {
             .status,
         StatusCode::OK
     );
-    let mut request = trainsync_tests::get_request("/sync/download", Some(&token), &[]);
-    request
-        .headers_mut()
-        .insert("accept-encoding", "gzip".parse().unwrap());
-    let response = ctx.send(request).await;
+    let response = ctx
+        .get_with_headers("/sync/download", &token, &[("accept-encoding", "gzip")])
+        .await;
     assert_eq!(response.headers.get("content-encoding").unwrap(), "gzip");
     assert_eq!(response.json()["activities"].as_array().unwrap().len(), 15);
 }

@@ -11,8 +11,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use sync_core::auth::{AuthError, Claims, Verifier};
 use sync_core::config::AuthConfig;
 
-const PRIVATE_KEY: &str = include_str!("../fixtures/test-rsa-private.pem");
-const JWKS: &str = include_str!("../fixtures/test-jwks.json");
+const PRIVATE_KEY: &str = include_str!("../../fixtures/test-rsa-private.pem");
+const JWKS: &str = include_str!("../../fixtures/test-jwks.json");
 
 /// Serves the test key set on loopback, counting fetches.
 async fn serve_jwks() -> (String, Arc<AtomicUsize>) {

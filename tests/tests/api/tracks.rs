@@ -3,12 +3,13 @@
 //! `GET /sync/tracks/{activity_id}`: binary, cacheable by ETag and resumable
 //! with `Range`.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use http::StatusCode;
 use sync_core::store::TrackStore;
 use trainsync_protocol::domain::UserId;
-use trainsync_tests::{TestContext, TestResponse, get_request};
+use trainsync_tests::{TestContext, TestResponse};
 use uuid::Uuid;
+
+use crate::helpers::{expect_header, sort_keys, text};
 
 const ALICE: &str = "alice";
 const BOB: &str = "bob";
@@ -47,48 +48,13 @@ async fn get_track(
     id: &str,
     headers: &[(&'static str, &str)],
 ) -> TestResponse {
-    let mut request = get_request(&format!("/sync/tracks/{id}"), Some(token), &[]);
-    for (name, value) in headers {
-        request
-            .headers_mut()
-            .insert(*name, value.parse().expect("header value"));
-    }
-    ctx.send(request).await
-}
-
-fn header<'a>(response: &'a TestResponse, name: &str) -> &'a str {
-    response
-        .headers
-        .get(name)
-        .unwrap_or_else(|| panic!("no {name} header"))
-        .to_str()
-        .expect("text header")
-}
-
-fn text(response: &TestResponse) -> String {
-    String::from_utf8_lossy(&response.bytes).into_owned()
+    ctx.get_with_headers(&format!("/sync/tracks/{id}"), token, headers)
+        .await
 }
 
 /// Sort keys of every stored item of the user's tracks, read straight from the table.
 async fn track_items(ctx: &TestContext, owner: &str) -> Vec<String> {
-    let out = ctx
-        .store
-        .client()
-        .query()
-        .table_name(&ctx.table)
-        .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-        .expression_attribute_values(":pk", AttributeValue::S(format!("USER#{owner}")))
-        .expression_attribute_values(":prefix", AttributeValue::S("TRK#".into()))
-        .projection_expression("sk")
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("query");
-    out.items
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|item| item.get("sk")?.as_s().ok().cloned())
-        .collect()
+    sort_keys(ctx, &format!("USER#{owner}"), "TRK#").await
 }
 
 #[tokio::test]
@@ -128,11 +94,17 @@ async fn a_large_track_is_stored_in_chunks_and_served_whole() {
     .await;
     assert_eq!(response.status, StatusCode::OK, "{}", text(&response));
     assert!(response.bytes == bytes, "the body is the stored bytes");
-    assert_eq!(header(&response, "content-type"), CONTENT_TYPE);
+    assert_eq!(expect_header(&response, "content-type"), CONTENT_TYPE);
     assert!(response.headers.get("content-encoding").is_none());
-    assert_eq!(header(&response, "accept-ranges"), "bytes");
-    assert_eq!(header(&response, "etag"), format!("\"{}\"", info.sha256));
-    assert_eq!(header(&response, "cache-control"), "private, max-age=86400");
+    assert_eq!(expect_header(&response, "accept-ranges"), "bytes");
+    assert_eq!(
+        expect_header(&response, "etag"),
+        format!("\"{}\"", info.sha256)
+    );
+    assert_eq!(
+        expect_header(&response, "cache-control"),
+        "private, max-age=86400"
+    );
     assert!(response.headers.get("content-range").is_none());
     // The manifest, then the three chunks in one or two Query pages.
     let requests = response.ddb_requests();
@@ -161,12 +133,12 @@ async fn an_interrupted_download_resumes_with_a_range() {
         text(&first)
     );
     assert_eq!(
-        header(&first, "content-range"),
+        expect_header(&first, "content-range"),
         format!("bytes 0-99999/{LARGE}")
     );
     assert_eq!(first.bytes.len(), 100_000);
     assert_eq!(first.ddb_requests(), 2, "manifest + the first chunk only");
-    let etag = header(&first, "etag").to_owned();
+    let etag = expect_header(&first, "etag").to_owned();
 
     let rest = get_track(
         &ctx,
@@ -177,10 +149,10 @@ async fn an_interrupted_download_resumes_with_a_range() {
     .await;
     assert_eq!(rest.status, StatusCode::PARTIAL_CONTENT, "{}", text(&rest));
     assert_eq!(
-        header(&rest, "content-range"),
+        expect_header(&rest, "content-range"),
         format!("bytes 100000-{}/{LARGE}", LARGE - 1)
     );
-    assert_eq!(header(&rest, "content-type"), CONTENT_TYPE);
+    assert_eq!(expect_header(&rest, "content-type"), CONTENT_TYPE);
     let mut joined = first.bytes.clone();
     joined.extend_from_slice(&rest.bytes);
     assert!(joined == bytes, "the two parts make the whole track");
@@ -204,7 +176,7 @@ async fn an_interrupted_download_resumes_with_a_range() {
     assert_eq!(tail.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(tail.bytes, bytes[LARGE - 10..]);
     assert_eq!(
-        header(&tail, "content-range"),
+        expect_header(&tail, "content-range"),
         format!("bytes {}-{}/{LARGE}", LARGE - 10, LARGE - 1)
     );
 
@@ -229,7 +201,7 @@ async fn a_resume_after_the_track_was_replaced_gets_the_new_track_whole() {
         &[("range", "bytes=0-99")],
     )
     .await;
-    let old_etag = header(&first, "etag").to_owned();
+    let old_etag = expect_header(&first, "etag").to_owned();
     let replacement = blob(200_000, 4);
     put(&ctx, ALICE, activity, &replacement).await;
 
@@ -242,7 +214,7 @@ async fn a_resume_after_the_track_was_replaced_gets_the_new_track_whole() {
     .await;
     assert_eq!(resumed.status, StatusCode::OK, "{}", text(&resumed));
     assert!(resumed.bytes == replacement);
-    assert_ne!(header(&resumed, "etag"), old_etag);
+    assert_ne!(expect_header(&resumed, "etag"), old_etag);
     assert!(resumed.headers.get("content-range").is_none());
 }
 
@@ -260,9 +232,9 @@ async fn a_range_past_the_end_is_not_satisfiable() {
             "{spec}: {}",
             text(&response)
         );
-        assert_eq!(header(&response, "content-type"), "application/json");
+        assert_eq!(expect_header(&response, "content-type"), "application/json");
         assert_eq!(
-            header(&response, "content-range"),
+            expect_header(&response, "content-range"),
             format!("bytes */{LARGE}")
         );
         assert_eq!(response.error_code(), "out_of_range");
@@ -283,7 +255,7 @@ async fn an_unknown_track_is_not_found() {
         "{}",
         text(&response)
     );
-    assert_eq!(header(&response, "content-type"), "application/json");
+    assert_eq!(expect_header(&response, "content-type"), "application/json");
     assert_eq!(response.error_code(), "track_not_found");
     assert_eq!(response.error_field().as_deref(), Some("activity_id"));
     assert_eq!(response.ddb_requests(), 1);
@@ -324,7 +296,7 @@ async fn a_user_cannot_read_another_users_track() {
     put(&ctx, ALICE, activity.parse().unwrap(), &bytes).await;
     let alice = get_track(&ctx, &ctx.token(ALICE, "phone"), &activity, &[]).await;
     assert_eq!(alice.status, StatusCode::OK);
-    let etag = header(&alice, "etag").to_owned();
+    let etag = expect_header(&alice, "etag").to_owned();
 
     // Same device name, plain, ranged and conditional: always 404, never 403.
     let bob = ctx.token(BOB, "phone");
@@ -421,11 +393,11 @@ async fn a_single_chunk_track_costs_two_requests_and_revalidates_in_one() {
     assert!(response.bytes == bytes);
     assert_eq!(response.ddb_requests(), 2, "GetItem manifest + Query chunk");
 
-    let etag = header(&response, "etag").to_owned();
+    let etag = expect_header(&response, "etag").to_owned();
     let cached = get_track(&ctx, &token, &id, &[("if-none-match", &etag)]).await;
     assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
     assert!(cached.bytes.is_empty());
-    assert_eq!(header(&cached, "etag"), etag);
+    assert_eq!(expect_header(&cached, "etag"), etag);
     assert_eq!(cached.ddb_requests(), 1, "the manifest only");
 
     let changed = get_track(&ctx, &token, &id, &[("if-none-match", "\"0000\"")]).await;

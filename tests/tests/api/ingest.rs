@@ -6,19 +6,18 @@ use serde_json::{Value, json};
 use trainsync_tests::TestContext;
 use uuid::Uuid;
 
-const USER: &str = "ingest-user";
+use crate::helpers::alert;
 
-fn alert(id: Uuid, severity: &str) -> Value {
-    json!({"id": id, "kind": "recovery_week", "severity": severity,
-           "title_key": "alert.recovery_week.title", "body_key": "alert.recovery_week.body",
-           "created_at": "2025-06-01T06:00:00Z"})
-}
+const USER: &str = "ingest-user";
+/// When the alerts were raised.
+const RAISED_AT: &str = "2025-06-01T06:00:00Z";
 
 #[tokio::test]
 async fn a_repeated_ingest_id_applies_once_and_replays_the_answer() {
     let ctx = TestContext::new().await;
     let event = json!({"type": "user_data", "user_id": USER, "ingest_id": Uuid::new_v4(),
-                       "alerts": [alert(Uuid::new_v4(), "warning")]});
+                       "alerts": [alert(Uuid::new_v4(), "recovery_week", "warning", RAISED_AT,
+                                        None)]});
     let first = ctx.ingest(event.clone()).await;
     let again = ctx.ingest(event.clone()).await;
     assert_eq!(first, again, "the stored answer, byte for byte");
@@ -30,7 +29,13 @@ async fn a_repeated_ingest_id_applies_once_and_replays_the_answer() {
     assert_eq!(status["head_seq"], 1, "applied once");
 
     let mut other = event;
-    other["alerts"] = json!([alert(Uuid::new_v4(), "info")]);
+    other["alerts"] = json!([alert(
+        Uuid::new_v4(),
+        "recovery_week",
+        "info",
+        RAISED_AT,
+        None
+    )]);
     let refused = ctx.ingest(other).await;
     assert_eq!(
         refused["error"]["code"], "idempotency_key_reused",
@@ -45,7 +50,10 @@ async fn bad_items_are_reported_and_good_ones_reach_every_device() {
     let answer = ctx
         .ingest_for(
             USER,
-            json!({"alerts": [alert(good, "critical"), alert(Uuid::new_v4(), "loud")]}),
+            json!({"alerts": [
+                alert(good, "recovery_week", "critical", RAISED_AT, None),
+                alert(Uuid::new_v4(), "recovery_week", "loud", RAISED_AT, None),
+            ]}),
         )
         .await;
     assert_eq!(answer["accepted"][0]["id"], good.to_string(), "{answer}");
@@ -88,7 +96,9 @@ async fn envelope_errors_are_answered_not_thrown() {
         .ingest(json!({"type": "user_data", "user_id": "", "ingest_id": Uuid::new_v4()}))
         .await;
     assert_eq!(bad_user["error"]["field"], "user_id", "{bad_user}");
-    let too_many: Vec<Value> = (0..11).map(|_| alert(Uuid::new_v4(), "info")).collect();
+    let too_many: Vec<Value> = (0..11)
+        .map(|_| alert(Uuid::new_v4(), "recovery_week", "info", RAISED_AT, None))
+        .collect();
     let large = ctx.ingest_for(USER, json!({"alerts": too_many})).await;
     assert_eq!(large["error"]["code"], "batch_too_large", "{large}");
 }
@@ -97,7 +107,8 @@ async fn envelope_errors_are_answered_not_thrown() {
 async fn an_eventbridge_envelope_is_unwrapped_and_reference_data_is_published() {
     let ctx = TestContext::new().await;
     let detail = json!({"type": "user_data", "user_id": USER, "ingest_id": Uuid::new_v4(),
-                        "alerts": [alert(Uuid::new_v4(), "info")]});
+                        "alerts": [alert(Uuid::new_v4(), "recovery_week", "info", RAISED_AT,
+                                         None)]});
     let answer = ctx
         .ingest(
             json!({"version": "0", "id": Uuid::new_v4(), "detail-type": "trainsync.ingest",

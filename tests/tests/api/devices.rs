@@ -8,18 +8,14 @@ use std::sync::Arc;
 use chrono::Duration;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use sync_core::auth::Verifier;
-use sync_core::refresh::REFRESH_IDLE_DAYS;
 use sync_core::auth::revocation::REVOCATION_CACHE_SECS;
 use sync_core::handlers::Endpoint;
-use sync_core::state::AppState;
-use trainsync_tests::{TestContext, TestResponse, config};
+use sync_core::refresh::REFRESH_IDLE_DAYS;
+use trainsync_tests::{TestContext, TestResponse};
+
+use crate::helpers::text;
 
 const USER: &str = "runner-7";
-
-fn body(response: &TestResponse) -> String {
-    String::from_utf8_lossy(&response.bytes).into_owned()
-}
 
 /// A request to `endpoint` with `token`: path parameters filled with
 /// harmless values, a small JSON body where the method takes one.
@@ -40,7 +36,7 @@ async fn a_device_registers_itself_and_is_listed() {
     let ctx = TestContext::new().await;
     let phone = ctx.token(USER, "phone");
     let response = ctx.register(&phone, "phone", Some("apns-token-1")).await;
-    assert_eq!(response.status, StatusCode::OK, "{}", body(&response));
+    assert_eq!(response.status, StatusCode::OK, "{}", text(&response));
     let view = response.json();
     assert_eq!(view["device_id"], "phone");
     assert_eq!(view["platform"], "ios");
@@ -63,7 +59,7 @@ async fn a_device_registers_itself_and_is_listed() {
             ),
         )
         .await;
-    assert_eq!(update.status, StatusCode::OK, "{}", body(&update));
+    assert_eq!(update.status, StatusCode::OK, "{}", text(&update));
     let view = update.json();
     assert_eq!(view["app_version"], "4.3.0");
     assert_eq!(view["network"], "cellular");
@@ -76,7 +72,7 @@ async fn a_device_registers_itself_and_is_listed() {
         StatusCode::OK
     );
     let list = ctx.get("/devices", &tablet, &[]).await;
-    assert_eq!(list.status, StatusCode::OK, "{}", body(&list));
+    assert_eq!(list.status, StatusCode::OK, "{}", text(&list));
     let devices = list.json()["devices"].as_array().cloned().unwrap();
     let ids: Vec<(&str, bool)> = devices
         .iter()
@@ -99,7 +95,7 @@ async fn registration_is_only_for_the_tokens_own_device_and_checks_its_fields() 
     let ctx = TestContext::new().await;
     let phone = ctx.token(USER, "phone");
     let other = ctx.register(&phone, "tablet", Some("t")).await;
-    assert_eq!(other.status, StatusCode::FORBIDDEN, "{}", body(&other));
+    assert_eq!(other.status, StatusCode::FORBIDDEN, "{}", text(&other));
     assert_eq!(other.error_field().as_deref(), Some("device_id"));
 
     for (bad, field) in [
@@ -138,7 +134,7 @@ async fn registration_is_only_for_the_tokens_own_device_and_checks_its_fields() 
     let bad_id = ctx
         .request(Method::DELETE, "/devices/bad%20id", Some(&phone), None)
         .await;
-    assert_eq!(bad_id.status, StatusCode::BAD_REQUEST, "{}", body(&bad_id));
+    assert_eq!(bad_id.status, StatusCode::BAD_REQUEST, "{}", text(&bad_id));
     assert_eq!(bad_id.error_field().as_deref(), Some("device_id"));
     let unknown = ctx
         .request(Method::DELETE, "/devices/watch", Some(&phone), None)
@@ -162,7 +158,7 @@ async fn a_logged_out_device_is_refused_on_every_endpoint_and_the_others_are_not
     let revoked = ctx
         .request(Method::DELETE, "/devices/phone", Some(&tablet), None)
         .await;
-    assert_eq!(revoked.status, StatusCode::OK, "{}", body(&revoked));
+    assert_eq!(revoked.status, StatusCode::OK, "{}", text(&revoked));
     assert_eq!(revoked.json()["revoked"], true);
     assert_eq!(revoked.json()["revoked_reason"], "logout");
     // Revoking again keeps the first revocation.
@@ -182,7 +178,7 @@ async fn a_logged_out_device_is_refused_on_every_endpoint_and_the_others_are_not
             response.status,
             StatusCode::UNAUTHORIZED,
             "{endpoint:?}: {}",
-            body(&response)
+            text(&response)
         );
         assert_eq!(response.error_code(), "device_revoked", "{endpoint:?}");
     }
@@ -213,12 +209,7 @@ async fn another_container_refuses_a_logged_out_device_within_the_cache_bound() 
     );
 
     // A second "container": its own state (and revocation cache) on the same table.
-    let mut other = AppState::new(
-        ctx.store.clone(),
-        Verifier::new(&config(&ctx.table).auth),
-        ctx.clock.clone(),
-    );
-    other.brain = false;
+    let other = ctx.another_container(ctx.clock.clone());
     let via_other = |token: String| {
         let other = other.clone();
         async move {
@@ -255,7 +246,7 @@ async fn another_container_refuses_a_logged_out_device_within_the_cache_bound() 
 }
 
 fn pair(response: &TestResponse) -> (String, String) {
-    assert_eq!(response.status, StatusCode::OK, "{}", body(response));
+    assert_eq!(response.status, StatusCode::OK, "{}", text(response));
     assert_eq!(
         response
             .headers
@@ -299,7 +290,7 @@ async fn refresh_tokens_rotate_and_a_reused_one_logs_the_device_out() {
 
     // The first refresh token comes back (a stolen copy): the phone is logged out.
     let reused = ctx.refresh(&login.refresh_token).await;
-    assert_eq!(reused.status, StatusCode::UNAUTHORIZED, "{}", body(&reused));
+    assert_eq!(reused.status, StatusCode::UNAUTHORIZED, "{}", text(&reused));
     assert_eq!(reused.error_code(), "refresh_token_reused");
     assert_eq!(reused.error_field().as_deref(), Some("refresh_token"));
     let after = ctx.get("/devices", &access3, &[]).await;
@@ -310,7 +301,7 @@ async fn refresh_tokens_rotate_and_a_reused_one_logs_the_device_out() {
     assert_eq!(current.error_code(), "device_revoked");
 
     let list = ctx.get("/devices", &tablet.access_token, &[]).await;
-    assert_eq!(list.status, StatusCode::OK, "{}", body(&list));
+    assert_eq!(list.status, StatusCode::OK, "{}", text(&list));
     let phone = list.json()["devices"]
         .as_array()
         .unwrap()

@@ -16,28 +16,9 @@ use trainsync_protocol::plan::{
 use trainsync_tests::{TestContext, get_request};
 use uuid::Uuid;
 
-const USER: &str = "dana";
+use crate::helpers::{alert, text};
 
-/// One download call; panics unless it answers 200.
-async fn page(
-    ctx: &TestContext,
-    token: &str,
-    since: Option<&str>,
-    extra: &[(&str, &str)],
-) -> Value {
-    let mut query = extra.to_vec();
-    if let Some(since) = since {
-        query.push(("since", since));
-    }
-    let response = ctx.get("/sync/download", token, &query).await;
-    assert_eq!(
-        response.status,
-        StatusCode::OK,
-        "download: {}",
-        String::from_utf8_lossy(&response.bytes)
-    );
-    response.json()
-}
+const USER: &str = "dana";
 
 /// Every element of the list `field` over all `pages`.
 fn list<'a>(pages: &'a [Value], field: &str) -> Vec<&'a Value> {
@@ -137,22 +118,6 @@ fn run(id: Uuid, started_at: DateTime<Utc>, notes: &str) -> Value {
     })
 }
 
-/// An alert as the engine publishes it.
-fn alert(id: Uuid, created_at: DateTime<Utc>, expires_at: Option<DateTime<Utc>>) -> Value {
-    let mut alert = json!({
-        "id": id,
-        "kind": "notification",
-        "severity": "info",
-        "title_key": "alert.notification.title",
-        "body_key": "alert.notification.body",
-        "created_at": created_at
-    });
-    if let Some(expires_at) = expires_at {
-        alert["expires_at"] = json!(expires_at);
-    }
-    alert
-}
-
 /// Uploads `items` in the session, asserting every item was accepted as is.
 async fn upload_ok(ctx: &TestContext, token: &str, sync_id: &str, items: Value) {
     let expected: usize = items
@@ -190,12 +155,7 @@ async fn complete(ctx: &TestContext, token: &str, sync_id: &str, cursor: &str) {
             &json!({"sync_id": sync_id, "status": "success", "cursor": cursor}),
         )
         .await;
-    assert_eq!(
-        response.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&response.bytes)
-    );
+    assert_eq!(response.status, StatusCode::OK, "{}", text(&response));
 }
 
 // ---------------------------------------------------------------------------
@@ -493,7 +453,9 @@ async fn cellular_defers_tracks_and_wifi_catches_up_without_losing_anything() {
             "nothing owed any more: {wifi:?}"
         );
         // Nothing more after the Wi-Fi cursor.
-        let after = page(&ctx, &phone, Some(&c3), &[("network", "wifi")]).await;
+        let after = ctx
+            .download_page(&phone, Some(&c3), &[("network", "wifi")])
+            .await;
         assert!(
             list(std::slice::from_ref(&after), "tracks").is_empty(),
             "{after}"
@@ -560,10 +522,13 @@ async fn a_download_without_cursor_is_a_paged_90_day_snapshot_that_continues_inc
     ctx.ingest_for(
         USER,
         json!({"alerts": [
-            alert(open, now - Duration::hours(1), Some(now + Duration::days(7))),
-            alert(open_forever, now - Duration::hours(1), None),
-            alert(expired, now - Duration::days(10), Some(now - Duration::days(1))),
-            alert(withdrawn, now - Duration::hours(2), Some(now + Duration::days(7))),
+            alert(open, "notification", "info", now - Duration::hours(1),
+                  Some(now + Duration::days(7))),
+            alert(open_forever, "notification", "info", now - Duration::hours(1), None),
+            alert(expired, "notification", "info", now - Duration::days(10),
+                  Some(now - Duration::days(1))),
+            alert(withdrawn, "notification", "info", now - Duration::hours(2),
+                  Some(now + Duration::days(7))),
         ]}),
     )
     .await;
@@ -583,7 +548,9 @@ async fn a_download_without_cursor_is_a_paged_90_day_snapshot_that_continues_inc
     let late_run = Uuid::new_v4();
     let mut changed_during = false;
     loop {
-        let p = page(&ctx, &tablet, cursor.as_deref(), &[("limit", "3")]).await;
+        let p = ctx
+            .download_page(&tablet, cursor.as_deref(), &[("limit", "3")])
+            .await;
         assert_eq!(p["resync_required"], true, "{p}");
         let reason = if cursor.is_none() {
             json!("no_cursor")
@@ -812,7 +779,9 @@ async fn history_is_kept_for_active_devices_and_a_long_silent_one_resyncs() {
 
     // B returns with its old cursor: a full snapshot, and then the log again.
     let b = ctx.token(USER, "tablet");
-    let first = page(&ctx, &b, Some(&b_cursor), &[("limit", "5")]).await;
+    let first = ctx
+        .download_page(&b, Some(&b_cursor), &[("limit", "5")])
+        .await;
     assert_eq!(first["resync_required"], true, "{first}");
     assert_eq!(first["resync_reason"], "cursor_too_old", "{first}");
     let next = first["next_cursor"].as_str().expect("cursor").to_owned();
@@ -874,7 +843,10 @@ async fn withdrawn_alerts_and_removed_workouts_reach_devices_as_deletions() {
     let drop = Uuid::new_v4();
     ctx.ingest_for(
         USER,
-        json!({"alerts": [alert(keep, now, None), alert(drop, now, None)]}),
+        json!({"alerts": [
+            alert(keep, "notification", "info", now, None),
+            alert(drop, "notification", "info", now, None),
+        ]}),
     )
     .await;
     let (pages, cursor) = ctx.download_all(&phone, None, 100).await;

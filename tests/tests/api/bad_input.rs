@@ -14,9 +14,12 @@ use serde_json::{Value, json};
 use sync_core::auth::mint_hs256_token;
 use trainsync_protocol::limits::{MAX_BATCH_ITEMS, MAX_BODY_BYTES};
 use trainsync_tests::{
-    AUDIENCE, ISSUER, SECRET, TestContext, TestResponse, activity, get_request, gzip, post_request,
+    AUDIENCE, ISSUER, SECRET, TestContext, TestResponse, activity, get_request, gzip, gzip_post,
+    post_request, with_headers,
 };
 use uuid::Uuid;
+
+use crate::helpers::{entity_ids, expect_error};
 
 const USER: &str = "alice";
 const DEVICE: &str = "phone";
@@ -143,27 +146,6 @@ impl Fixture {
     }
 }
 
-/// Asserts `response` is an error with `status`, `code` and `field`.
-#[track_caller]
-fn expect_error(
-    response: &TestResponse,
-    what: &str,
-    status: StatusCode,
-    code: &str,
-    field: Option<&str>,
-) {
-    let body = String::from_utf8_lossy(&response.bytes);
-    assert_eq!(response.status, status, "{what}: {body}");
-    assert_eq!(response.error_code(), code, "{what}: {body}");
-    assert_eq!(response.error_field().as_deref(), field, "{what}: {body}");
-    assert!(
-        response.json()["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{what}: an error has a message: {body}"
-    );
-}
-
 /// `body` with `key` set to `value`.
 fn with(body: &Value, key: &str, value: Value) -> Value {
     let mut body = body.clone();
@@ -186,23 +168,9 @@ fn encoded_post(
     encoding: Option<&str>,
     body: Body,
 ) -> Request {
-    let mut request = post_request(path, Some(token), body);
-    let headers = request.headers_mut();
-    headers.insert("content-type", content_type.parse().unwrap());
-    if let Some(encoding) = encoding {
-        headers.insert("content-encoding", encoding.parse().unwrap());
-    }
-    request
-}
-
-fn gzip_post(path: &str, token: &str, bytes: Vec<u8>) -> Request {
-    encoded_post(
-        path,
-        token,
-        "application/json",
-        Some("gzip"),
-        Body::Binary(bytes),
-    )
+    let mut headers = vec![("content-type", content_type)];
+    headers.extend(encoding.map(|encoding| ("content-encoding", encoding)));
+    with_headers(post_request(path, Some(token), body), &headers)
 }
 
 #[tokio::test]
@@ -478,27 +446,6 @@ fn processing_errors(body: &Value) -> Vec<(String, u64, Option<String>, String, 
         .collect();
     errors.sort();
     errors
-}
-
-/// `type:id` of every entity in download pages.
-fn entity_ids(pages: &[Value]) -> Vec<String> {
-    let mut ids = Vec::new();
-    for page in pages {
-        for (list, kind, id) in [
-            ("activities", "activity", "id"),
-            ("daily_metrics", "daily_metric", "date"),
-            ("plan_adjustments", "plan_adjustment", "id"),
-        ] {
-            for entity in page[list].as_array().expect(list) {
-                ids.push(format!("{kind}:{}", entity[id].as_str().expect(id)));
-            }
-        }
-        for key in page["settings"].as_object().expect("settings").keys() {
-            ids.push(format!("setting:{key}"));
-        }
-    }
-    ids.sort();
-    ids
 }
 
 #[tokio::test]

@@ -2,19 +2,18 @@
 //! chunked) and `GET /reference/{version}` (cacheable, ETag, gzip), against
 //! DynamoDB Local.
 
-use std::io::Read;
-
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use http::StatusCode;
-use lambda_http::Request;
 use serde_json::{Value, json};
 use sync_core::store::ReferenceStore;
 use trainsync_protocol::reference::{
     PublishOutcome, REFERENCE_SHARDS, ReferenceEntry, ReferenceKind, ReferenceSnapshot,
 };
 use trainsync_protocol::validate::FieldErrorCode;
-use trainsync_tests::{TestContext, TestResponse, get_request};
+use trainsync_tests::{TestContext, TestResponse, get_request, gunzip};
+
+use crate::helpers::{expect_error, header, sort_keys, text};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
@@ -95,44 +94,14 @@ async fn publish_ok(ctx: &TestContext, snapshot: &ReferenceSnapshot) {
     );
 }
 
-fn request(ctx: &TestContext, path: &str, headers: &[(&'static str, &str)]) -> Request {
-    let token = ctx.token("alice", "phone");
-    let mut req = get_request(path, Some(&token), &[]);
-    for (name, value) in headers {
-        req.headers_mut()
-            .insert(*name, value.parse().expect("header value"));
-    }
-    req
-}
-
+/// `GET path` as alice on her phone, with extra request headers.
 async fn get(ctx: &TestContext, path: &str, headers: &[(&'static str, &str)]) -> TestResponse {
-    ctx.send(request(ctx, path, headers)).await
-}
-
-fn text(response: &TestResponse) -> String {
-    String::from_utf8_lossy(&response.bytes).into_owned()
-}
-
-fn header<'a>(response: &'a TestResponse, name: &str) -> Option<&'a str> {
-    response.headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn gunzip(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .expect("gzip");
-    out
+    ctx.get_with_headers(path, &ctx.token("alice", "phone"), headers)
+        .await
 }
 
 fn as_json(snapshot: &ReferenceSnapshot) -> Value {
     serde_json::to_value(snapshot).unwrap()
-}
-
-fn expect_error(response: &TestResponse, status: StatusCode, code: &str, field: &str) {
-    assert_eq!(response.status, status, "{}", text(response));
-    assert_eq!(response.error_code(), code, "{}", text(response));
-    assert_eq!(response.error_field().as_deref(), Some(field));
 }
 
 /// Asserts a 200 snapshot response carrying `expected`, cacheable forever.
@@ -149,20 +118,13 @@ fn assert_snapshot(response: &TestResponse, expected: &ReferenceSnapshot) {
 
 /// The chunk items of `version` on `shard`, read straight from the table.
 async fn chunk_items(ctx: &TestContext, shard: u32, version: u64) -> usize {
-    let out = ctx
-        .store
-        .client()
-        .query()
-        .table_name(&ctx.table)
-        .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-        .expression_attribute_values(":pk", AttributeValue::S(format!("REF#{shard}")))
-        .expression_attribute_values(":prefix", AttributeValue::S(format!("SNAP#{version:020}#")))
-        .select(aws_sdk_dynamodb::types::Select::Count)
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("query");
-    out.count as usize
+    sort_keys(
+        ctx,
+        &format!("REF#{shard}"),
+        &format!("SNAP#{version:020}#"),
+    )
+    .await
+    .len()
 }
 
 #[tokio::test]
@@ -226,9 +188,10 @@ async fn nothing_published_and_unknown_versions_are_404() {
         let response = get(&ctx, path, &[]).await;
         expect_error(
             &response,
+            path,
             StatusCode::NOT_FOUND,
             "reference_not_found",
-            "version",
+            Some("version"),
         );
         assert!(response.ddb_requests() <= 2, "{path}");
     }
@@ -237,9 +200,10 @@ async fn nothing_published_and_unknown_versions_are_404() {
         let response = get(&ctx, path, &[]).await;
         expect_error(
             &response,
+            path,
             StatusCode::NOT_FOUND,
             "reference_not_found",
-            "version",
+            Some("version"),
         );
         // An eventually consistent read, then one strongly consistent retry.
         assert_eq!(response.ddb_requests(), 2, "{path}");
@@ -262,9 +226,10 @@ async fn versions_that_are_not_current_or_positive_integers_are_400() {
         let response = get(&ctx, &format!("/reference/{version}"), &[]).await;
         expect_error(
             &response,
+            version,
             StatusCode::BAD_REQUEST,
             "invalid_format",
-            "version",
+            Some("version"),
         );
         assert_eq!(response.ddb_requests(), 0, "{version}");
     }
@@ -333,9 +298,10 @@ async fn stale_and_conflicting_publications_are_refused_and_retries_are_no_ops()
     assert_snapshot(&get(&ctx, "/reference/5", &[]).await, &v5);
     expect_error(
         &get(&ctx, "/reference/3", &[]).await,
+        "/reference/3",
         StatusCode::NOT_FOUND,
         "reference_not_found",
-        "version",
+        Some("version"),
     );
 }
 
@@ -468,9 +434,10 @@ async fn invalid_snapshots_are_refused_naming_the_field_and_store_nothing() {
     }
     expect_error(
         &get(&ctx, "/reference/current", &[]).await,
+        "/reference/current",
         StatusCode::NOT_FOUND,
         "reference_not_found",
-        "version",
+        Some("version"),
     );
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration as StdDuration, Instant};
 use aws_lambda_events::event::dynamodb::Event;
 use chrono::Duration;
 use http::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use sync_core::push::HttpPushProvider;
 use sync_core::services::fanout::fan_out;
 use trainsync_infra::push_receiver::PushReceiver;
@@ -22,15 +22,11 @@ use trainsync_protocol::cursor::Cursor;
 use trainsync_tests::{TestContext, config};
 use uuid::Uuid;
 
-const USER: &str = "runner-9";
+use crate::helpers::alert;
 
-fn alert(id: Uuid, severity: &str) -> Value {
-    json!({"id": id, "kind": "injury_risk", "severity": severity,
-           "title_key": format!("alert.injury_risk.{severity}.title"),
-           "body_key": format!("alert.injury_risk.{severity}.body"),
-           "params": {"acwr": 1.62},
-           "created_at": "2025-06-01T06:00:00Z"})
-}
+const USER: &str = "runner-9";
+/// When the alerts were raised.
+const RAISED_AT: &str = "2025-06-01T06:00:00Z";
 
 /// A context whose pushes go to a fresh receiver.
 async fn pushing() -> (TestContext, PushReceiver) {
@@ -92,7 +88,10 @@ async fn a_critical_alert_reaches_each_live_device_exactly_once() {
     ctx.clock.advance(Duration::minutes(1));
     let alert_id = Uuid::new_v4();
     let answer = ctx
-        .ingest_for(USER, json!({"alerts": [alert(alert_id, "critical")]}))
+        .ingest_for(
+            USER,
+            json!({"alerts": [alert(alert_id, "injury_risk", "critical", RAISED_AT, None)]}),
+        )
         .await;
     let seq = answer["seqs"][0].as_u64().expect("the alert's seq");
 
@@ -152,8 +151,11 @@ async fn a_push_outage_is_retried_until_every_device_has_exactly_one() {
         live_device(&ctx, device).await;
     }
     ctx.clock.advance(Duration::minutes(1));
-    ctx.ingest_for(USER, json!({"alerts": [alert(Uuid::new_v4(), "critical")]}))
-        .await;
+    ctx.ingest_for(
+        USER,
+        json!({"alerts": [alert(Uuid::new_v4(), "injury_risk", "critical", RAISED_AT, None)]}),
+    )
+    .await;
     let batch = stream_batch(&ctx).await;
     let sequence_number = batch.records[0].change.sequence_number.clone();
 
@@ -195,7 +197,10 @@ async fn only_critical_alerts_invoke_the_local_fan_out_and_they_arrive_within_se
 
     ctx.ingest_for(
         USER,
-        json!({"alerts": [alert(Uuid::new_v4(), "warning"), alert(Uuid::new_v4(), "info")]}),
+        json!({"alerts": [
+            alert(Uuid::new_v4(), "injury_risk", "warning", RAISED_AT, None),
+            alert(Uuid::new_v4(), "injury_risk", "info", RAISED_AT, None),
+        ]}),
     )
     .await;
     let deadline = Instant::now() + StdDuration::from_secs(10);
@@ -211,8 +216,11 @@ async fn only_critical_alerts_invoke_the_local_fan_out_and_they_arrive_within_se
 
     let critical = Uuid::new_v4();
     let started = Instant::now();
-    ctx.ingest_for(USER, json!({"alerts": [alert(critical, "critical")]}))
-        .await;
+    ctx.ingest_for(
+        USER,
+        json!({"alerts": [alert(critical, "injury_risk", "critical", RAISED_AT, None)]}),
+    )
+    .await;
     while receiver.received().is_empty() {
         assert!(
             started.elapsed() < StdDuration::from_secs(10),
@@ -241,8 +249,11 @@ async fn a_disabled_endpoint_is_dropped_without_blocking_the_others() {
     // The app was uninstalled from the tablet: the provider reports it gone.
     receiver.disable("tablet");
     ctx.clock.advance(Duration::minutes(1));
-    ctx.ingest_for(USER, json!({"alerts": [alert(Uuid::new_v4(), "critical")]}))
-        .await;
+    ctx.ingest_for(
+        USER,
+        json!({"alerts": [alert(Uuid::new_v4(), "injury_risk", "critical", RAISED_AT, None)]}),
+    )
+    .await;
     let response = fan_out(&ctx.state, stream_batch(&ctx).await).await;
     assert!(
         response.batch_item_failures.is_empty(),
@@ -277,8 +288,11 @@ async fn concurrent_invocations_of_one_batch_push_each_device_once() {
         live_device(&ctx, device).await;
     }
     ctx.clock.advance(Duration::minutes(1));
-    ctx.ingest_for(USER, json!({"alerts": [alert(Uuid::new_v4(), "critical")]}))
-        .await;
+    ctx.ingest_for(
+        USER,
+        json!({"alerts": [alert(Uuid::new_v4(), "injury_risk", "critical", RAISED_AT, None)]}),
+    )
+    .await;
     let batch = stream_batch(&ctx).await;
     // Duplicate deliveries of one batch racing each other (a re-invocation
     // while the first is still running): the ledger lets one send per device;

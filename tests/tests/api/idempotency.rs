@@ -10,8 +10,10 @@ use sync_core::store::{
     BeginOutcome, Commit, CommitOutcome, EntityKey, EntityWrite, RequestCompletion, SyncStore,
 };
 use trainsync_protocol::domain::{EntityKind, SyncRequestId, UserId};
-use trainsync_tests::{TestContext, activity, gzip, post_request};
+use trainsync_tests::{TestContext, activity, gzip, gzip_post};
 use uuid::Uuid;
+
+use crate::helpers::text;
 
 fn upload_body(sync_id: &str, request_id: Uuid, items: Vec<Value>) -> Value {
     json!({"sync_id": sync_id, "sync_request_id": request_id, "activities": items})
@@ -41,11 +43,9 @@ async fn a_replay_returns_the_same_bytes_without_reprocessing() {
     // Later, even with the clock moved and the body re-encoded (gzip, other whitespace).
     ctx.clock.advance(Duration::minutes(5));
     let pretty = serde_json::to_string_pretty(&body).unwrap();
-    let mut request = post_request("/sync/upload", Some(&token), gzip(pretty.as_bytes()));
-    request
-        .headers_mut()
-        .insert("content-encoding", "gzip".parse().unwrap());
-    let replay = ctx.send(request).await;
+    let replay = ctx
+        .send(gzip_post("/sync/upload", &token, gzip(pretty.as_bytes())))
+        .await;
     assert_eq!(replay.status, StatusCode::OK);
     assert_eq!(replay.bytes, first.bytes, "replay must be byte-for-byte");
     assert_eq!(
@@ -105,10 +105,7 @@ async fn concurrent_duplicates_apply_once() {
         match response.status {
             StatusCode::OK => oks.push(response.bytes),
             StatusCode::CONFLICT => assert_eq!(response.error_code(), "request_in_progress"),
-            other => panic!(
-                "unexpected {other}: {}",
-                String::from_utf8_lossy(&response.bytes)
-            ),
+            other => panic!("unexpected {other}: {}", text(&response)),
         }
     }
     assert!(!oks.is_empty());
@@ -169,12 +166,7 @@ async fn idempotency_records_expire_lazily_after_seven_days() {
     assert_eq!(before.status, StatusCode::UNPROCESSABLE_ENTITY);
     ctx.clock.advance(Duration::seconds(10));
     let after = ctx.post("/sync/upload", &token, &other_body).await;
-    assert_eq!(
-        after.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&after.bytes)
-    );
+    assert_eq!(after.status, StatusCode::OK, "{}", text(&after));
     assert_eq!(head_seq(&ctx, &token).await, 2);
 }
 
@@ -233,12 +225,7 @@ async fn a_failed_upload_releases_its_key_for_the_retry() {
             &upload_body(&sync_id, request_id, items),
         )
         .await;
-    assert_eq!(
-        retry.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&retry.bytes)
-    );
+    assert_eq!(retry.status, StatusCode::OK, "{}", text(&retry));
 }
 
 #[tokio::test]

@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 use trainsync_tests::{TestContext, TestResponse, activity};
 use uuid::Uuid;
 
+use crate::helpers::{entity_ids, expect_error, text};
+
 const ALICE: &str = "alice";
 const BOB: &str = "bob";
 
@@ -55,13 +57,9 @@ impl Download {
     fn ids(&self) -> BTreeSet<String> {
         self.pages
             .iter()
-            .flat_map(|page| entity_ids(&serde_json::from_str(page).unwrap()))
+            .flat_map(|page| entity_ids(&[serde_json::from_str(page).unwrap()]))
             .collect()
     }
-}
-
-fn text(response: &TestResponse) -> String {
-    String::from_utf8_lossy(&response.bytes).into_owned()
 }
 
 /// The response text with the value of `server_timestamp` blanked.
@@ -74,31 +72,6 @@ fn without_timestamp(response: &TestResponse) -> String {
     let body = text(response);
     assert_eq!(body.matches(&field).count(), 1, "{body}");
     body.replace(&field, "\"server_timestamp\":\"-\"")
-}
-
-/// `kind:id` of every entity in one download page.
-fn entity_ids(page: &Value) -> BTreeSet<String> {
-    let mut ids = BTreeSet::new();
-    for (list, kind, id) in [
-        ("activities", "activity", "id"),
-        ("daily_metrics", "daily_metric", "date"),
-        ("plan_adjustments", "plan_adjustment", "id"),
-        ("alerts", "alert", "id"),
-    ] {
-        for entity in page[list].as_array().expect(list) {
-            let id = entity[id].as_str().expect("a string id");
-            ids.insert(format!("{kind}:{id}"));
-        }
-    }
-    for key in page["settings"].as_object().expect("settings").keys() {
-        ids.insert(format!("setting:{key}"));
-    }
-    for single in ["training_plan", "calculated_metrics"] {
-        if !page[single].is_null() {
-            ids.insert(single.to_owned());
-        }
-    }
-    ids
 }
 
 /// `/sync/status` for `token`.
@@ -128,18 +101,6 @@ fn sync_ids(status: &Value) -> BTreeSet<String> {
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-#[track_caller]
-fn expect_error(response: &TestResponse, what: &str, status: StatusCode, code: &str, field: &str) {
-    assert_eq!(response.status, status, "{what}: {}", text(response));
-    assert_eq!(response.error_code(), code, "{what}: {}", text(response));
-    assert_eq!(
-        response.error_field().as_deref(),
-        Some(field),
-        "{what}: {}",
-        text(response)
-    );
 }
 
 /// Alice's synced world, and a record of it from before Bob's attempts.
@@ -305,7 +266,7 @@ async fn check_cannot_name_another_user_and_sees_nothing_of_theirs() {
                 &what,
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                "user_id",
+                Some("user_id"),
             );
         }
     }
@@ -339,7 +300,7 @@ async fn check_cannot_name_another_user_and_sees_nothing_of_theirs() {
                 &what,
                 StatusCode::BAD_REQUEST,
                 "invalid_value",
-                "cursor",
+                Some("cursor"),
             );
         }
     }
@@ -368,7 +329,7 @@ async fn upload_cannot_use_another_users_session_or_request_id() {
                 &what,
                 StatusCode::NOT_FOUND,
                 "unknown_sync_id",
-                "sync_id",
+                Some("sync_id"),
             );
         }
     }
@@ -381,7 +342,7 @@ async fn upload_cannot_use_another_users_session_or_request_id() {
         "alice's body from bob",
         StatusCode::NOT_FOUND,
         "unknown_sync_id",
-        "sync_id",
+        Some("sync_id"),
     );
     assert_ne!(text(&replay), alice.upload_response);
     let bob_status = status(&ctx, &bob.phone).await;
@@ -454,7 +415,7 @@ async fn complete_cannot_close_another_users_session() {
                     &what,
                     StatusCode::NOT_FOUND,
                     "unknown_sync_id",
-                    "sync_id",
+                    Some("sync_id"),
                 );
             }
             // Quoting Alice's cursor is refused before anything is looked up.
@@ -466,7 +427,7 @@ async fn complete_cannot_close_another_users_session() {
                 &what,
                 StatusCode::BAD_REQUEST,
                 "invalid_value",
-                "cursor",
+                Some("cursor"),
             );
         }
     }
@@ -519,7 +480,7 @@ async fn download_shows_nothing_of_another_user_from_any_position() {
                 &what,
                 StatusCode::BAD_REQUEST,
                 "invalid_value",
-                "since",
+                Some("since"),
             );
         }
     }
