@@ -330,7 +330,9 @@ async fn run_login(args: LoginArgs) -> Result<(), Error> {
         source,
     })?;
     let state = sync_core::lambda::build_state(local_config::from_env()?).await?;
-    let pair = sync_core::services::tokens::login(&state, &user, &device)
+    let pair = state
+        .tokens()
+        .login(&user, &device)
         .await
         .map_err(Error::Login)?;
     println!(

@@ -182,7 +182,7 @@ pub async fn create_table(config: &Config) -> Result<(), Error> {
 
 /// The running stream fan-out: a poller on the table's stream (the same
 /// filter as the deployed event-source mapping) calling the `alerts-fanout`
-/// handler, [`sync_core::services::fanout::fan_out`].
+/// handler, [`sync_core::handlers::fanout::fan_out`].
 #[derive(Debug)]
 pub struct StreamFanout {
     poller: PollerHandle,
@@ -202,7 +202,7 @@ pub fn start_stream_fanout(config: &Config, state: &AppState) -> StreamFanout {
         let state = state.clone();
         async move {
             Ok::<_, std::convert::Infallible>(
-                sync_core::services::fanout::fan_out(&state, event).await,
+                sync_core::handlers::fanout::fan_out(&state, event).await,
             )
         }
     });

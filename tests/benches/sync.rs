@@ -160,12 +160,12 @@ async fn measure_fanout(ctx: &mut TestContext) {
         let before = ctx.counter.total();
         let pushed_before = receiver.received().len();
         let started = Instant::now();
-        let response = sync_core::services::fanout::fan_out(&ctx.state, event.clone()).await;
+        let response = sync_core::handlers::fanout::fan_out(&ctx.state, event.clone()).await;
         let elapsed = started.elapsed();
         assert!(response.batch_item_failures.is_empty());
         let requests = ctx.counter.total() - before;
         let before_replay = ctx.counter.total();
-        sync_core::services::fanout::fan_out(&ctx.state, event).await;
+        sync_core::handlers::fanout::fan_out(&ctx.state, event).await;
         println!(
             "  {devices:>2} devices: {} pushes, {requests} DynamoDB requests ({:.2} per device), {:.1} ms; a replay: {} requests, no push",
             receiver.received().len() - pushed_before,

@@ -252,13 +252,14 @@ impl TestContext {
 
     /// Logs `device` of `user` in as the login service would; returns the token pair.
     pub async fn login(&self, user: &str, device: &str) -> trainsync_protocol::wire::TokenPair {
-        sync_core::services::tokens::login(
-            &self.state,
-            &trainsync_protocol::domain::UserId::parse(user).expect("user id"),
-            &trainsync_protocol::domain::DeviceId::parse(device).expect("device id"),
-        )
-        .await
-        .expect("login")
+        self.state
+            .tokens()
+            .login(
+                &trainsync_protocol::domain::UserId::parse(user).expect("user id"),
+                &trainsync_protocol::domain::DeviceId::parse(device).expect("device id"),
+            )
+            .await
+            .expect("login")
     }
 
     /// `POST /auth/refresh` with `refresh_token`.

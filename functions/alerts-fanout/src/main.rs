@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     let state = &state;
     run(service_fn(move |event: LambdaEvent<Event>| async move {
         Ok::<DynamoDbEventResponse, Error>(
-            sync_core::services::fanout::fan_out(state, event.payload).await,
+            sync_core::handlers::fanout::fan_out(state, event.payload).await,
         )
     }))
     .await

@@ -7,6 +7,8 @@ use crate::auth::issuer::TokenIssuer;
 use crate::auth::revocation::DeviceGate;
 use crate::clock::Clock;
 use crate::push::PushProvider;
+use crate::services::devices::Devices;
+use crate::services::tokens::Tokens;
 use crate::store::SyncStore;
 
 /// Why the function could not start.
@@ -47,6 +49,24 @@ impl AppState {
             tokens: None,
             push: None,
             gate: Arc::default(),
+        }
+    }
+
+    /// The device use cases on this state's store, push provider, revocation cache and clock.
+    pub fn devices(&self) -> Devices<'_> {
+        Devices {
+            store: self.store.as_ref(),
+            push: self.push.as_deref(),
+            gate: &self.gate,
+            clock: self.clock.as_ref(),
+        }
+    }
+
+    /// The token use cases (login, refresh) with this state's issuer.
+    pub fn tokens(&self) -> Tokens<'_> {
+        Tokens {
+            devices: self.devices(),
+            issuer: self.tokens.as_deref(),
         }
     }
 }

@@ -24,10 +24,11 @@ use sync_core::auth::issuer::ACCESS_TOKEN_TTL_HOURS;
 use sync_core::auth::revocation::REVOCATION_CACHE_SECS;
 use sync_core::compression::decode_body;
 use sync_core::error::ApiError;
-use sync_core::handlers::{Endpoint, plan_upload};
+use sync_core::handlers::Endpoint;
 use sync_core::http::{error_reply, into_response};
 use sync_core::refresh::{REFRESH_IDLE_DAYS, RefreshToken};
 use sync_core::services::retention::INACTIVE_DEVICE_DAYS;
+use sync_core::services::upload::plan_upload;
 use sync_core::store::{EntityKey, Head, Loaded, SessionState, StoreError, StoredEntity};
 use trainsync_protocol::domain::{
     Activity, ActivitySource, ActivityType, ConflictRecord, ConflictRule, ConflictStatus,

@@ -11,7 +11,7 @@ use trainsync_protocol::wire::RefreshRequest;
 
 pub(super) async fn refresh(state: &AppState, req: &Request) -> Result<Reply, ApiError> {
     let (request, _): (RefreshRequest, _) = json_request(req)?;
-    let pair = crate::services::tokens::refresh(state, &request.refresh_token).await?;
+    let pair = state.tokens().refresh(&request.refresh_token).await?;
     let mut reply = Reply::json(&pair);
     // RFC 6749 §5.1: token responses are never cached.
     reply.headers.push(("cache-control", "no-store".into()));

@@ -8,7 +8,7 @@ use super::{Endpoint, path_param};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http::{Reply, json_body};
-use crate::services::devices::{register as register_device, revoke as revoke_device, view};
+use crate::services::devices::view;
 use crate::state::AppState;
 use crate::store::DeviceVisit;
 use trainsync_protocol::domain::DeviceId;
@@ -42,7 +42,10 @@ pub(super) async fn register(
     }
     let request: RegisterDeviceRequest =
         validate_item(json_body(req)?, state.clock.now()).map_err(ApiError::BadRequest)?;
-    let record = register_device(state, &caller.user_id, &device, request).await?;
+    let record = state
+        .devices()
+        .register(&caller.user_id, &device, request)
+        .await?;
     Ok(Reply::json(&view(record, &caller.device_id)))
 }
 
@@ -72,19 +75,14 @@ pub(super) async fn revoke(
 ) -> Result<Reply, ApiError> {
     let device = device_param(req, Endpoint::DeviceRevoke)?;
     let now = state.clock.now();
-    let revoked = revoke_device(
-        state,
-        &caller.user_id,
-        &device,
-        RevokeReason::Logout,
-        None,
-        now,
-    )
-    .await?
-    .ok_or_else(|| ApiError::NotFound {
-        code: ErrorCode::DeviceNotFound,
-        message: "this user has no device with this id".into(),
-        field: Some("device_id"),
-    })?;
+    let revoked = state
+        .devices()
+        .revoke(&caller.user_id, &device, RevokeReason::Logout, None, now)
+        .await?
+        .ok_or_else(|| ApiError::NotFound {
+            code: ErrorCode::DeviceNotFound,
+            message: "this user has no device with this id".into(),
+            field: Some("device_id"),
+        })?;
     Ok(Reply::json(&view(revoked, &caller.device_id)))
 }

@@ -40,7 +40,7 @@ pub async fn handle_event(state: &AppState, event: Value) -> Result<Value, ApiEr
         Err(e) => return answer(Err(ApiError::BadRequest(e))),
     };
     answer(match event {
-        IngestEvent::UserData(request) => ingest(state, &request)
+        IngestEvent::UserData(request) => ingest(state.store.as_ref(), state.brain, &request, now)
             .await
             .and_then(|body| json_value(&body)),
         IngestEvent::ReferenceData(snapshot) => {

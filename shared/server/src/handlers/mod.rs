@@ -7,6 +7,7 @@ mod complete;
 mod conflicts;
 mod devices;
 mod download;
+pub mod fanout;
 pub mod ingest;
 mod reference;
 mod status;
@@ -23,8 +24,6 @@ use crate::error::ApiError;
 use crate::http::{Reply, bearer_header, error_reply, into_response};
 use crate::state::AppState;
 use crate::store::dynamo::metrics::count_requests;
-
-pub use upload::{UploadPlan, plan_upload};
 
 /// The sync API's endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

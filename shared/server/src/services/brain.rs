@@ -172,17 +172,19 @@ pub async fn recompute(
 }
 
 /// Runs [`recompute`] after a commit that wrote `activities_written`
-/// activities, when the reference brain is on. Failures are logged, not
-/// returned: the commit stands and the next activity recomputes.
+/// activities, when the reference brain is `enabled`. Failures are logged,
+/// not returned: the commit stands and the next activity recomputes.
 pub async fn after_commit(
-    state: &crate::state::AppState,
+    store: &dyn SyncStore,
+    enabled: bool,
     user: &UserId,
     activities_written: usize,
+    now: DateTime<Utc>,
 ) {
-    if activities_written == 0 || !state.brain {
+    if activities_written == 0 || !enabled {
         return;
     }
-    if let Err(e) = recompute(state.store.as_ref(), user, state.clock.now()).await {
+    if let Err(e) = recompute(store, user, now).await {
         tracing::warn!(error = %e, "training-load recompute failed");
     }
 }

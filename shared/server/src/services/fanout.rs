@@ -13,9 +13,9 @@
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 
-use crate::push::{AlertPush, PushError, PushTarget, pushes_in};
-use crate::state::AppState;
-use crate::store::{DeliveryClaim, DeliveryOutcome, StoreError};
+use crate::clock::Clock;
+use crate::push::{AlertPush, PushError, PushProvider, PushTarget, pushes_in};
+use crate::store::{DeliveryClaim, DeliveryOutcome, StoreError, SyncStore};
 use trainsync_protocol::domain::DeviceId;
 
 /// Why an alert's fan-out must be retried.
@@ -35,12 +35,17 @@ pub enum FanoutError {
 /// Handles one stream batch, in order. On the first record that cannot be
 /// finished it reports that record and stops: the stream checkpoints before
 /// it and redelivers it and everything after it.
-pub async fn fan_out(state: &AppState, event: Event) -> DynamoDbEventResponse {
+pub async fn fan_out(
+    store: &dyn SyncStore,
+    push: Option<&dyn PushProvider>,
+    clock: &dyn Clock,
+    event: Event,
+) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
     for record in pushes_in(event) {
         let outcome = match record.push {
             Ok(None) => continue,
-            Ok(Some(push)) => deliver(state, &push).await,
+            Ok(Some(alert)) => deliver(store, push, clock, &alert).await,
             // Retrying cannot mend it; reporting it lets the mapping's retry
             // limit move it to the failure queue instead of losing it.
             Err(error) => Err(FanoutError::Store(error)),
@@ -58,15 +63,20 @@ pub async fn fan_out(state: &AppState, event: Event) -> DynamoDbEventResponse {
 
 /// Pushes one alert to every device of its user that is live and was
 /// registered before the alert was committed.
-pub async fn deliver(state: &AppState, push: &AlertPush) -> Result<(), FanoutError> {
+pub async fn deliver(
+    store: &dyn SyncStore,
+    provider: Option<&dyn PushProvider>,
+    clock: &dyn Clock,
+    push: &AlertPush,
+) -> Result<(), FanoutError> {
     let user = &push.user;
     let alert = push.message.alert_id;
-    let Some(provider) = &state.push else {
+    let Some(provider) = provider else {
         tracing::warn!(user_id = %user, %alert, "no push provider configured: critical alert not pushed");
         return Ok(());
     };
     let mut failed = 0;
-    for device in state.store.devices(user).await? {
+    for device in store.devices(user).await? {
         let Some(endpoint) = device.push_target() else {
             continue;
         };
@@ -77,9 +87,8 @@ pub async fn deliver(state: &AppState, push: &AlertPush) -> Result<(), FanoutErr
             device_id: device.device_id.clone(),
             endpoint: endpoint.to_owned(),
         };
-        let now = state.clock.now();
-        match state
-            .store
+        let now = clock.now();
+        match store
             .claim_delivery(user, alert, &target.device_id, now)
             .await?
         {
@@ -94,8 +103,7 @@ pub async fn deliver(state: &AppState, push: &AlertPush) -> Result<(), FanoutErr
             Ok(()) => DeliveryOutcome::Sent,
             Err(PushError::Retryable(reason)) => {
                 tracing::warn!(user_id = %user, %alert, device_id = %target.device_id, %reason, "push failed; will retry");
-                state
-                    .store
+                store
                     .release_delivery(user, alert, &target.device_id)
                     .await?;
                 failed += 1;
@@ -104,8 +112,7 @@ pub async fn deliver(state: &AppState, push: &AlertPush) -> Result<(), FanoutErr
             Err(PushError::Gone(reason)) => {
                 tracing::info!(user_id = %user, device_id = %target.device_id, %reason, "push endpoint gone; dropping it");
                 if let Ok(device_id) = DeviceId::parse(target.device_id.clone()) {
-                    state
-                        .store
+                    store
                         .drop_push_endpoint(user, &device_id, &target.endpoint)
                         .await?;
                 }
@@ -116,9 +123,8 @@ pub async fn deliver(state: &AppState, push: &AlertPush) -> Result<(), FanoutErr
                 DeliveryOutcome::Rejected
             }
         };
-        state
-            .store
-            .finish_delivery(user, alert, &target.device_id, outcome, state.clock.now())
+        store
+            .finish_delivery(user, alert, &target.device_id, outcome, clock.now())
             .await?;
         tracing::info!(user_id = %user, %alert, device_id = %target.device_id, outcome = outcome.as_str(), "critical alert pushed");
     }

@@ -10,8 +10,7 @@ use crate::services::commit::load_for;
 use crate::services::commit::{Attempt, Committed, commit_time, commit_with_retry};
 use crate::services::idempotency::response_json;
 use crate::services::idempotency::{Once, body_hash, once};
-use crate::state::AppState;
-use crate::store::{Commit, RequestCompletion};
+use crate::store::{Commit, RequestCompletion, SyncStore};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use trainsync_protocol::domain::{Alert, CalculatedMetrics, SyncRequestId, TrackRef, UserId};
@@ -98,8 +97,13 @@ fn plan_ingest(request: &IngestRequest, now: DateTime<Utc>) -> IngestPlan {
 
 /// Validates, applies and commits an ingest request; replays the stored
 /// response for a repeated `ingest_id`. Recomputes the training load when
-/// activities changed (the reference brain).
-pub async fn ingest(state: &AppState, request: &IngestRequest) -> Result<String, ApiError> {
+/// activities changed and the reference brain is on (`brain`).
+pub async fn ingest(
+    store: &dyn SyncStore,
+    brain: bool,
+    request: &IngestRequest,
+    now: DateTime<Utc>,
+) -> Result<String, ApiError> {
     let user = UserId::parse(&request.user_id).map_err(|e| {
         ApiError::bad_request("user_id", FieldErrorCode::InvalidValue, e.to_string())
     })?;
@@ -111,26 +115,24 @@ pub async fn ingest(state: &AppState, request: &IngestRequest) -> Result<String,
             MAX_INGEST_ITEMS,
         ));
     }
-    let now = state.clock.now();
     let hash = body_hash(request)?;
     let key = SyncRequestId(request.ingest_id);
-    let store = state.store.as_ref();
     let (user, hash) = (&user, hash.as_str());
     let outcome = once(store, user, key, hash, now, |token| async move {
-        process(state, user, request, key, &token, hash, now).await
+        process(store, user, request, key, &token, hash, now).await
     })
     .await?;
     match outcome {
         Once::Replay(body) => Ok(body),
         Once::Done((body, activities_written)) => {
-            brain::after_commit(state, user, activities_written).await;
+            brain::after_commit(store, brain, user, activities_written, now).await;
             Ok(body)
         }
     }
 }
 
 async fn process(
-    state: &AppState,
+    store: &dyn SyncStore,
     user: &UserId,
     request: &IngestRequest,
     key: SyncRequestId,
@@ -139,7 +141,6 @@ async fn process(
     now: DateTime<Utc>,
 ) -> Result<(String, usize), ApiError> {
     let mut plan = plan_ingest(request, now);
-    let store = state.store.as_ref();
     // Tracks first: an activity never refers to a track that is not stored yet.
     for (activity_id, track) in std::mem::take(&mut plan.tracks) {
         let encoded = encode(&track);

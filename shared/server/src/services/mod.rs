@@ -13,6 +13,7 @@
 pub mod brain;
 pub mod commit;
 pub mod devices;
+pub mod download;
 pub mod fanout;
 pub mod idempotency;
 pub mod ingest;
@@ -20,3 +21,4 @@ pub mod publish;
 pub mod retention;
 pub mod tokens;
 pub mod undo;
+pub mod upload;

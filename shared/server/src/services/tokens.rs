@@ -5,9 +5,10 @@
 //! revokes the device (RFC 9700 §4.14.2); only token hashes are stored.
 
 use crate::auth::AuthError;
+use crate::auth::issuer::TokenIssuer;
 use crate::error::ApiError;
 use crate::refresh::{RefreshDecision, RefreshFamily, RefreshToken, decide};
-use crate::state::AppState;
+use crate::services::devices::Devices;
 use crate::store::{Rotation, StoredLogin};
 use chrono::{DateTime, Utc};
 use trainsync_protocol::domain::{DeviceId, UserId};
@@ -21,79 +22,85 @@ fn no_issuer() -> ApiError {
     )
 }
 
-/// Logs a device in: a new login whose pair is returned; the device's earlier
-/// login stops working and a revocation of the device is lifted.
-pub async fn login(
-    state: &AppState,
-    user: &UserId,
-    device: &DeviceId,
-) -> Result<TokenPair, ApiError> {
-    let issuer = state.tokens.as_deref().ok_or_else(no_issuer)?;
-    let now = state.clock.now();
-    let family = Uuid::new_v4();
-    let refresh = RefreshToken::generate(family);
-    let login = StoredLogin {
-        family,
-        user: user.clone(),
-        device: device.clone(),
-        state: RefreshFamily {
-            current_hash: refresh.hash(),
-            last_issued_at: now,
-            revoked_at: None,
-        },
-    };
-    state.store.start_login(&login, now).await?;
-    state.gate.forget(user.as_str(), device.as_str());
-    tracing::info!(user_id = %user, device_id = %device, "device logged in");
-    Ok(issuer.pair(&login, &refresh, now)?)
+/// What the token use cases work with: the device use cases (a reused
+/// refresh token revokes its device) and the token issuer, when configured.
+#[derive(Clone, Copy)]
+pub struct Tokens<'a> {
+    /// Devices: storage, push, revocation cache, clock.
+    pub devices: Devices<'a>,
+    /// Signs access tokens; `None` where this deployment cannot issue them.
+    pub issuer: Option<&'a TokenIssuer>,
 }
 
-/// Exchanges a refresh token for a new pair; see the module docs.
-pub async fn refresh(state: &AppState, presented: &str) -> Result<TokenPair, ApiError> {
-    let issuer = state.tokens.as_deref().ok_or_else(no_issuer)?;
-    let now = state.clock.now();
-    let token = RefreshToken::parse(presented).map_err(|_| AuthError::RefreshInvalid)?;
-    let login = state
-        .store
-        .login(token.family)
-        .await?
-        .ok_or(AuthError::RefreshInvalid)?;
-    match decide(&login.state, &token, now) {
-        RefreshDecision::Revoked => Err(AuthError::DeviceRevoked.into()),
-        RefreshDecision::Expired => Err(AuthError::RefreshExpired.into()),
-        RefreshDecision::Reused => reused(state, &login, now).await,
-        RefreshDecision::Rotate => {
-            let next = RefreshToken::generate(login.family);
-            match state
-                .store
-                .rotate_login(&login, &token.hash(), &next.hash(), now)
-                .await?
-            {
-                Rotation::Rotated => Ok(issuer.pair(&login, &next, now)?),
-                Rotation::DeviceRevoked => Err(AuthError::DeviceRevoked.into()),
-                // A concurrent request used the same token first: it worked once.
-                Rotation::Superseded => reused(state, &login, now).await,
+impl Tokens<'_> {
+    /// Logs a device in: a new login whose pair is returned; the device's earlier
+    /// login stops working and a revocation of the device is lifted.
+    pub async fn login(&self, user: &UserId, device: &DeviceId) -> Result<TokenPair, ApiError> {
+        let issuer = self.issuer.ok_or_else(no_issuer)?;
+        let now = self.devices.clock.now();
+        let family = Uuid::new_v4();
+        let refresh = RefreshToken::generate(family);
+        let login = StoredLogin {
+            family,
+            user: user.clone(),
+            device: device.clone(),
+            state: RefreshFamily {
+                current_hash: refresh.hash(),
+                last_issued_at: now,
+                revoked_at: None,
+            },
+        };
+        self.devices.store.start_login(&login, now).await?;
+        self.devices.gate.forget(user.as_str(), device.as_str());
+        tracing::info!(user_id = %user, device_id = %device, "device logged in");
+        Ok(issuer.pair(&login, &refresh, now)?)
+    }
+
+    /// Exchanges a refresh token for a new pair; see the module docs.
+    pub async fn refresh(&self, presented: &str) -> Result<TokenPair, ApiError> {
+        let issuer = self.issuer.ok_or_else(no_issuer)?;
+        let now = self.devices.clock.now();
+        let token = RefreshToken::parse(presented).map_err(|_| AuthError::RefreshInvalid)?;
+        let login = self
+            .devices
+            .store
+            .login(token.family)
+            .await?
+            .ok_or(AuthError::RefreshInvalid)?;
+        match decide(&login.state, &token, now) {
+            RefreshDecision::Revoked => Err(AuthError::DeviceRevoked.into()),
+            RefreshDecision::Expired => Err(AuthError::RefreshExpired.into()),
+            RefreshDecision::Reused => self.reused(&login, now).await,
+            RefreshDecision::Rotate => {
+                let next = RefreshToken::generate(login.family);
+                match self
+                    .devices
+                    .store
+                    .rotate_login(&login, &token.hash(), &next.hash(), now)
+                    .await?
+                {
+                    Rotation::Rotated => Ok(issuer.pair(&login, &next, now)?),
+                    Rotation::DeviceRevoked => Err(AuthError::DeviceRevoked.into()),
+                    // A concurrent request used the same token first: it worked once.
+                    Rotation::Superseded => self.reused(&login, now).await,
+                }
             }
         }
     }
-}
 
-/// A used refresh token came back: someone holds a copy. Log the device out.
-async fn reused(
-    state: &AppState,
-    login: &StoredLogin,
-    now: DateTime<Utc>,
-) -> Result<TokenPair, ApiError> {
-    tracing::warn!(user_id = %login.user, device_id = %login.device, family = %login.family,
+    /// A used refresh token came back: someone holds a copy. Log the device out.
+    async fn reused(&self, login: &StoredLogin, now: DateTime<Utc>) -> Result<TokenPair, ApiError> {
+        tracing::warn!(user_id = %login.user, device_id = %login.device, family = %login.family,
         "refresh token reused: revoking the device");
-    crate::services::devices::revoke(
-        state,
-        &login.user,
-        &login.device,
-        RevokeReason::RefreshTokenReuse,
-        Some(login.family),
-        now,
-    )
-    .await?;
-    Err(AuthError::RefreshReused.into())
+        self.devices
+            .revoke(
+                &login.user,
+                &login.device,
+                RevokeReason::RefreshTokenReuse,
+                Some(login.family),
+                now,
+            )
+            .await?;
+        Err(AuthError::RefreshReused.into())
+    }
 }
