@@ -93,7 +93,7 @@ fn gateway_error(status: StatusCode, message: &str) -> Response {
     } else {
         ApiError::BadRequest(FieldError::new("", FieldErrorCode::InvalidFormat, message))
     };
-    from_lambda_response(into_response(error_reply(&error, Utc::now()), false, 0))
+    from_lambda_response(into_response(error_reply(&error, Utc::now()), false, None))
 }
 
 /// Builds the request API Gateway would hand the Lambda: same method, path,

@@ -126,7 +126,9 @@ impl LocalSystem {
         } else {
             None
         };
-        let state = sync_core::lambda::build_state(config.clone()).await?;
+        let mut state = sync_core::lambda::build_state(config.clone()).await?;
+        // Locally every response shows its DynamoDB round trips.
+        state.request_count_header = true;
         Ok(LocalSystem {
             config,
             state,

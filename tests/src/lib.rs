@@ -142,6 +142,8 @@ impl TestContext {
         // would add change-log entries to every test; the tests of the brain
         // (and of anything that needs it) switch it on with `state.brain = true`.
         state.brain = false;
+        // Tests pin DynamoDB round trips through the response header.
+        state.request_count_header = true;
         state.tokens = sync_core::auth::issuer::TokenIssuer::from_config(&config)
             .expect("token issuer")
             .map(Arc::new);
@@ -171,6 +173,7 @@ impl TestContext {
         let verifier = Verifier::new(&config(&self.table).auth);
         let mut state = AppState::new(self.store.clone(), verifier, clock);
         state.brain = self.state.brain;
+        state.request_count_header = true;
         state
     }
 

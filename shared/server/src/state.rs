@@ -36,6 +36,9 @@ pub struct AppState {
     pub push: Option<Arc<dyn PushProvider>>,
     /// The per-container revocation check.
     pub gate: Arc<DeviceGate>,
+    /// Whether responses carry `x-dynamodb-requests` (the local gateway and
+    /// tests count round trips with it); deployed functions only log the count.
+    pub request_count_header: bool,
 }
 
 impl AppState {
@@ -49,6 +52,7 @@ impl AppState {
             tokens: None,
             push: None,
             gate: Arc::default(),
+            request_count_header: false,
         }
     }
 

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use http::StatusCode;
 use lambda_http::request::from_str;
 use serde_json::json;
-use sync_core::handlers::{Endpoint, handle};
+use sync_core::handlers::{Endpoint, dispatch_among, handle};
 use trainsync_tests::{TestContext, activity, gzip};
 use uuid::Uuid;
 
@@ -109,4 +109,45 @@ async fn api_gateway_events_reach_the_handlers_intact() {
     .expect("v2 event");
     let response = handle(&ctx.state, Endpoint::Download, request).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+/// The devices function serves three routes. Behind a named stage API Gateway
+/// prefixes the path (`/prod/devices/...`) but names the route and its
+/// parameters itself, which is what routing and `device_id` come from.
+#[tokio::test]
+async fn a_named_stage_still_routes_by_route_key_and_path_parameters() {
+    let ctx = TestContext::new().await;
+    let token = ctx.token("grace", "tablet");
+    let register = json!({"platform": "ios", "push_token": null, "app_version": "1.0.0"});
+    let mut put: serde_json::Value = serde_json::from_str(&event(
+        "PUT",
+        "/prod/devices/tablet",
+        "",
+        &token,
+        Some((register.to_string(), false)),
+        false,
+    ))
+    .expect("json");
+    put["routeKey"] = json!("PUT /devices/{device_id}");
+    put["requestContext"]["routeKey"] = json!("PUT /devices/{device_id}");
+    put["requestContext"]["stage"] = json!("prod");
+    put["pathParameters"] = json!({"device_id": "tablet"});
+    let request = from_str(&put.to_string()).expect("v2 event");
+    let response = dispatch_among(&ctx.state, &Endpoint::DEVICES, request).await;
+    assert_eq!(response.status(), StatusCode::OK, "{:?}", response.body());
+
+    let mut list: serde_json::Value =
+        serde_json::from_str(&event("GET", "/prod/devices", "", &token, None, false))
+            .expect("json");
+    list["routeKey"] = json!("GET /devices");
+    list["requestContext"]["routeKey"] = json!("GET /devices");
+    list["requestContext"]["stage"] = json!("prod");
+    let request = from_str(&list.to_string()).expect("v2 event");
+    let response = dispatch_among(&ctx.state, &Endpoint::DEVICES, request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let listed: serde_json::Value = match response.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap(),
+        other => panic!("expected text, got {other:?}"),
+    };
+    assert_eq!(listed["devices"][0]["device_id"], "tablet", "{listed}");
 }

@@ -15,6 +15,7 @@ mod tracks;
 mod upload;
 
 use http::Method;
+use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use tracing::Instrument;
 
@@ -161,17 +162,21 @@ pub async fn dispatch_among(
     req: Request,
 ) -> Response<Body> {
     let path = req.uri().path().trim_end_matches('/').to_owned();
-    // Several endpoints may share a path pattern with other methods; prefer the method's own.
+    // API Gateway names the route it matched; a named stage prefixes the
+    // path but not the route key. Without one (the local gateway, tests),
+    // match the path, preferring the method's own endpoint.
     let candidates: Vec<Endpoint> = endpoints
         .iter()
         .copied()
         .filter(|e| e.matches(&path))
         .collect();
-    let chosen = candidates
-        .iter()
-        .copied()
-        .find(|e| e.method() == req.method())
-        .or_else(|| candidates.first().copied());
+    let chosen = routed_endpoint(&req, endpoints).or_else(|| {
+        candidates
+            .iter()
+            .copied()
+            .find(|e| e.method() == req.method())
+            .or_else(|| candidates.first().copied())
+    });
     match chosen {
         Some(endpoint) => handle(state, endpoint, req).await,
         None => {
@@ -180,9 +185,22 @@ pub async fn dispatch_among(
                 path,
                 wrong_method: false,
             };
-            into_response(error_reply(&error, state.clock.now()), false, 0)
+            into_response(error_reply(&error, state.clock.now()), false, None)
         }
     }
+}
+
+/// The endpoint among `endpoints` whose route API Gateway matched (its
+/// `routeKey`, e.g. `PUT /devices/{device_id}`), when the event names one.
+fn routed_endpoint(req: &Request, endpoints: &[Endpoint]) -> Option<Endpoint> {
+    let Some(RequestContext::ApiGatewayV2(context)) = req.request_context_ref() else {
+        return None;
+    };
+    let key = context.route_key.as_deref()?;
+    endpoints
+        .iter()
+        .copied()
+        .find(|e| key == format!("{} {}", e.method(), e.path()))
 }
 
 /// Handles one request for `endpoint`: authenticate, run the handler, map the result.
@@ -209,7 +227,11 @@ pub async fn handle(state: &AppState, endpoint: Endpoint, req: Request) -> Respo
         }
     };
     span.in_scope(|| tracing::info!(status = reply.status.as_u16(), ddb_requests, "request done"));
-    into_response(reply, accept_gzip, ddb_requests)
+    into_response(
+        reply,
+        accept_gzip,
+        state.request_count_header.then_some(ddb_requests),
+    )
 }
 
 async fn run(state: &AppState, endpoint: Endpoint, req: Request) -> Result<Reply, ApiError> {

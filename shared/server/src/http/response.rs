@@ -84,7 +84,7 @@ impl Reply {
 
 /// Turns a reply into a Lambda/HTTP response: JSON gzip-compressed when the
 /// client accepts it, binary bodies as they are.
-pub fn into_response(reply: Reply, accept_gzip: bool, ddb_requests: u64) -> Response<Body> {
+pub fn into_response(reply: Reply, accept_gzip: bool, ddb_requests: Option<u64>) -> Response<Body> {
     let json = matches!(reply.body, ReplyBody::Json(_));
     let (body, content_type, compressed) = match reply.body {
         ReplyBody::Json(text) if accept_gzip && text.len() >= GZIP_MIN_BYTES => (
@@ -113,7 +113,9 @@ pub fn into_response(reply: Reply, accept_gzip: bool, ddb_requests: u64) -> Resp
         headers.insert("content-encoding", HeaderValue::from_static("gzip"));
     }
     // Observability: what this request cost in DynamoDB calls.
-    headers.insert("x-dynamodb-requests", HeaderValue::from(ddb_requests));
+    if let Some(count) = ddb_requests {
+        headers.insert("x-dynamodb-requests", HeaderValue::from(count));
+    }
     for (name, value) in reply.headers {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(name, value);
@@ -133,7 +135,7 @@ mod tests {
         reply
             .headers
             .push(("cache-control", "private, max-age=60".into()));
-        let response = into_response(reply, true, 2);
+        let response = into_response(reply, true, Some(2));
         assert_eq!(
             response.headers()["content-type"],
             "application/octet-stream"
@@ -148,12 +150,14 @@ mod tests {
     #[test]
     fn large_json_is_compressed_when_accepted() {
         let reply = Reply::raw(format!("\"{}\"", "x".repeat(GZIP_MIN_BYTES)));
-        let response = into_response(reply.clone(), true, 0);
+        let response = into_response(reply.clone(), true, Some(0));
         assert_eq!(response.headers()["content-encoding"], "gzip");
         assert_eq!(response.headers()["content-type"], "application/json");
-        let plain = into_response(reply, false, 0);
+        let plain = into_response(reply, false, None);
         assert!(matches!(plain.body(), Body::Text(_)));
-        let empty = into_response(Reply::empty(StatusCode::NOT_MODIFIED), true, 1);
+        // Without a count (deployed functions) the header is absent.
+        assert!(plain.headers().get("x-dynamodb-requests").is_none());
+        let empty = into_response(Reply::empty(StatusCode::NOT_MODIFIED), true, Some(1));
         assert!(matches!(empty.body(), Body::Empty));
         assert!(empty.headers().get("content-type").is_none());
     }
