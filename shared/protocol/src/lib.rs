@@ -11,6 +11,7 @@
 //! - [`plan`], [`track`], [`reference`]: the training plan (model, diff, edits,
 //!   validation), GPS tracks (model, binary codec, summary) and reference data.
 //! - [`cursor`]: the opaque download position.
+//! - [`names`]: enum wire names taken from serde, never a second table.
 //! - [`rules`]: merge, conflict resolution, undo and training load; pure.
 //! - [`wire`]: the request and response bodies of every endpoint, and ingest events.
 #![forbid(unsafe_code)]
@@ -19,6 +20,7 @@ pub mod cursor;
 pub mod domain;
 pub mod fixtures;
 pub mod limits;
+pub mod names;
 pub mod plan;
 pub mod reference;
 pub mod rules;

@@ -48,11 +48,8 @@ pub enum ReferenceKind {
 impl ReferenceKind {
     /// The kind's wire name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            ReferenceKind::Exercise => "exercise",
-            ReferenceKind::ZoneFormula => "zone_formula",
-            ReferenceKind::Article => "article",
-        }
+        // serde\'s name: one source for it. Every variant of a fieldless enum has one.
+        crate::names::wire_name(&self).expect("a unit variant has a wire name")
     }
 }
 

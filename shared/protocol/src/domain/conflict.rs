@@ -29,13 +29,8 @@ pub enum ConflictRule {
 impl ConflictRule {
     /// The rule's wire name (also the upload response's `resolution`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            ConflictRule::ObjectiveFieldsKept => "objective_fields_kept",
-            ConflictRule::DuplicateActivityMerged => "duplicate_activity_merged",
-            ConflictRule::SupersededByAdaptivePlan => "superseded_by_adaptive_plan",
-            ConflictRule::SupersededByNewerWrite => "superseded_by_newer_write",
-            ConflictRule::SupersededByNewerCheckIn => "superseded_by_newer_check_in",
-        }
+        // serde\'s name: one source for it. Every variant of a fieldless enum has one.
+        crate::names::wire_name(&self).expect("a unit variant has a wire name")
     }
 }
 

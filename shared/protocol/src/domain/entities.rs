@@ -73,22 +73,13 @@ impl EntityKind {
 
     /// The kind's wire and key name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            EntityKind::Activity => "activity",
-            EntityKind::DailyMetric => "daily_metric",
-            EntityKind::Setting => "setting",
-            EntityKind::PlanAdjustment => "plan_adjustment",
-            EntityKind::TrainingPlan => "training_plan",
-            EntityKind::CalculatedMetrics => "calculated_metrics",
-            EntityKind::Alert => "alert",
-            EntityKind::Conflict => "conflict",
-            EntityKind::Track => "track",
-        }
+        // serde\'s name: one source for it. Every variant of a fieldless enum has one.
+        crate::names::wire_name(&self).expect("a unit variant has a wire name")
     }
 
     /// Parses [`EntityKind::as_str`] back.
     pub fn parse(s: &str) -> Option<EntityKind> {
-        EntityKind::ALL.into_iter().find(|k| k.as_str() == s)
+        crate::names::from_wire_name(s)
     }
 
     /// The label `/sync/check` uses to announce changes of this kind
@@ -276,13 +267,8 @@ pub enum SettingKey {
 impl SettingKey {
     /// The key's wire name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            SettingKey::GoalRaceDate => "goal_race_date",
-            SettingKey::AvailableTrainingDays => "available_training_days",
-            SettingKey::Units => "units",
-            SettingKey::Timezone => "timezone",
-            SettingKey::NotificationsEnabled => "notifications_enabled",
-        }
+        // serde\'s name: one source for it. Every variant of a fieldless enum has one.
+        crate::names::wire_name(&self).expect("a unit variant has a wire name")
     }
 }
 

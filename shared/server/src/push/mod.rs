@@ -17,7 +17,9 @@ use crate::store::{StoreError, StoredEntity};
 pub use http::{HttpPushProvider, PushDelivery};
 pub use sns::SnsPushProvider;
 use trainsync_protocol::cursor::Cursor;
-use trainsync_protocol::domain::{Alert, AlertKind, DeviceId, EntityKind, Severity, UserId};
+use trainsync_protocol::domain::{
+    Alert, AlertKind, DeviceId, EntityKind, Severity, Tombstone, UserId,
+};
 use trainsync_protocol::wire::Platform;
 
 /// What one push to one device says.
@@ -38,20 +40,26 @@ pub struct PushMessage {
     pub cursor: String,
 }
 
-/// The push for a change-log entry, if it is a critical alert.
-pub fn push_for(user: &UserId, change: &StoredEntity) -> Option<PushMessage> {
+/// The push for a change-log entry, if it is a critical alert. An alert
+/// entry that does not parse is corrupt: an error (the record goes to the
+/// failure queue), never a silently skipped push.
+pub fn push_for(user: &UserId, change: &StoredEntity) -> Result<Option<PushMessage>, StoreError> {
     if change.key.kind != EntityKind::Alert {
-        return None;
+        return Ok(None);
     }
-    let alert: Alert = serde_json::from_value(change.data.clone()).ok()?;
-    (alert.severity == Severity::Critical).then(|| PushMessage {
+    if Tombstone::of(&change.data).is_some() {
+        return Ok(None);
+    }
+    let alert: Alert = serde_json::from_value(change.data.clone())
+        .map_err(|e| StoreError::Corrupt(format!("alert {}: {e}", change.key)))?;
+    Ok((alert.severity == Severity::Critical).then(|| PushMessage {
         alert_id: alert.id,
         kind: alert.kind,
         title_key: alert.title_key,
         body_key: alert.body_key,
         seq: change.seq,
         cursor: Cursor::Log { seq: change.seq }.encode(user.as_str()),
-    })
+    }))
 }
 
 /// A critical alert to push to a user's devices.
@@ -85,14 +93,15 @@ pub fn pushes_in(event: Event) -> Vec<StreamAlert> {
         .map(|record| {
             let sequence_number = record.change.sequence_number.clone();
             let push = if record.event_name == "INSERT" {
-                change_from_image(record.change.new_image).map(|change| {
-                    change.and_then(|(user, change)| {
-                        push_for(&user, &change).map(|message| AlertPush {
-                            committed_at: change.updated_at,
-                            user,
-                            message,
-                        })
-                    })
+                change_from_image(record.change.new_image).and_then(|change| {
+                    let Some((user, change)) = change else {
+                        return Ok(None);
+                    };
+                    Ok(push_for(&user, &change)?.map(|message| AlertPush {
+                        committed_at: change.updated_at,
+                        user,
+                        message,
+                    }))
                 })
             } else {
                 Ok(None)
@@ -187,5 +196,20 @@ mod tests {
         // No health data: the push has no `params` (the alert's ACWR value).
         let json = serde_json::to_value(push).unwrap();
         assert!(json.get("params").is_none());
+    }
+
+    #[test]
+    fn a_corrupt_alert_entry_is_an_error_not_a_skipped_push() {
+        let user = UserId::parse("someone").unwrap();
+        let change = StoredEntity {
+            key: crate::store::EntityKey::new(EntityKind::Alert, "a1"),
+            seq: 3,
+            updated_at: chrono::Utc::now(),
+            data: serde_json::json!({"id": "not a uuid", "severity": "critical"}),
+        };
+        assert!(matches!(
+            push_for(&user, &change),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 }

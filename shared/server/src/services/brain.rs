@@ -11,7 +11,7 @@ use trainsync_protocol::domain::RiskLevel;
 use uuid::Uuid;
 
 use crate::services::commit::{Attempt, commit_time, commit_with_retry};
-use crate::store::{Commit, EntityKey, Loaded, StoreError, SyncStore};
+use crate::store::{Commit, EntityKey, Loaded, StoreError, StoredEntity, SyncStore};
 use trainsync_protocol::domain::{
     Activity, Alert, AlertKind, CalculatedMetrics, EntityKind, MetricsProvenance, Severity,
     Tombstone, UserId,
@@ -38,18 +38,27 @@ fn metrics_key() -> EntityKey {
     EntityKey::new(EntityKind::CalculatedMetrics, CURRENT)
 }
 
+/// A stored entity's data as `T`; data that does not parse is corrupt.
+fn parse_stored<T: serde::de::DeserializeOwned>(entity: &StoredEntity) -> Result<T, StoreError> {
+    serde_json::from_value(entity.data.clone())
+        .map_err(|e| StoreError::Corrupt(format!("{}: {e}", entity.key)))
+}
+
 /// Pure: the metrics and alert for the activities in `loaded`, as of `now`.
-pub fn decide(loaded: &Loaded, now: DateTime<Utc>) -> Recompute {
+/// A stored activity or metrics record that does not parse is an error, so
+/// metrics never silently leave a workout out.
+pub fn decide(loaded: &Loaded, now: DateTime<Utc>) -> Result<Recompute, StoreError> {
     let activities: Vec<Activity> = loaded
         .entities
         .values()
         .filter(|e| e.key.kind == EntityKind::Activity && Tombstone::of(&e.data).is_none())
-        .filter_map(|e| serde_json::from_value(e.data.clone()).ok())
-        .collect();
+        .map(parse_stored)
+        .collect::<Result<_, _>>()?;
     let previous: Option<CalculatedMetrics> = loaded
         .entities
         .get(&metrics_key())
-        .and_then(|e| serde_json::from_value(e.data.clone()).ok());
+        .map(parse_stored)
+        .transpose()?;
     let as_of = now.date_naive();
     let load = compute(activities.iter().filter_map(activity_load), as_of).rounded();
     let level = load.risk_level();
@@ -109,10 +118,10 @@ pub fn decide(loaded: &Loaded, now: DateTime<Utc>) -> Recompute {
             expires_at: Some(now + Duration::days(7)),
         }
     });
-    Recompute {
+    Ok(Recompute {
         metrics: (!unchanged).then_some(metrics),
         alert,
-    }
+    })
 }
 
 /// Recomputes `user`'s training load and publishes it (plus an alert on an
@@ -136,7 +145,7 @@ pub async fn recompute(
             .collect();
         keys.push(metrics_key());
         let loaded = store.load(user, &keys).await?;
-        let decision = decide(&loaded, now);
+        let decision = decide(&loaded, now)?;
         let mut batch = Batch::default();
         batch
             .changes
@@ -186,5 +195,31 @@ pub async fn after_commit(
     }
     if let Err(e) = recompute(store, user, now).await {
         tracing::warn!(error = %e, "training-load recompute failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use trainsync_protocol::rules::resolve::activity_key;
+
+    #[test]
+    fn a_corrupt_stored_activity_is_an_error_not_left_out_of_the_load() {
+        let mut loaded = Loaded::default();
+        let key = activity_key(Uuid::new_v4());
+        loaded.entities.insert(
+            key.clone(),
+            StoredEntity {
+                key,
+                seq: 1,
+                updated_at: Utc::now(),
+                data: json!({"duration_s": "an hour"}),
+            },
+        );
+        assert!(matches!(
+            decide(&loaded, Utc::now()),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(decide(&Loaded::default(), Utc::now()).is_ok());
     }
 }

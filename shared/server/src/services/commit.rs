@@ -107,14 +107,20 @@ pub async fn load_for(
         keys.dedup();
     }
     let mut loaded = store.load(user, &keys).await?;
-    let survivors: Vec<EntityKey> = loaded
-        .entities
-        .values()
-        .filter_map(|e| Tombstone::of(&e.data)?.replaced_by)
-        .filter_map(|id| uuid::Uuid::parse_str(&id).ok())
-        .map(activity_key)
-        .filter(|k| !loaded.entities.contains_key(k))
-        .collect();
+    let mut survivors: Vec<EntityKey> = Vec::new();
+    for entity in loaded.entities.values() {
+        let Some(survivor) = Tombstone::of(&entity.data).and_then(|t| t.replaced_by) else {
+            continue;
+        };
+        // A merged duplicate always names its survivor's UUID; anything else is corrupt.
+        let id = uuid::Uuid::parse_str(&survivor).map_err(|e| {
+            StoreError::Corrupt(format!("{}: replaced_by {survivor:?}: {e}", entity.key))
+        })?;
+        let key = activity_key(id);
+        if !loaded.entities.contains_key(&key) {
+            survivors.push(key);
+        }
+    }
     if !survivors.is_empty() {
         let more = store.load(user, &survivors).await?;
         // The head of the first read stays the commit's base: a move in between fails the commit.

@@ -113,4 +113,15 @@ mod tests {
         assert_ne!(body_hash(&a).unwrap(), body_hash(&c).unwrap());
         assert_eq!(body_hash(&a).unwrap().len(), 64);
     }
+
+    #[test]
+    fn a_response_that_does_not_serialize_is_an_error_not_an_empty_body() {
+        // JSON object keys must be strings: a map keyed by pairs cannot be written.
+        let response: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        assert!(matches!(
+            response_json(&response),
+            Err(ApiError::Internal(_))
+        ));
+        assert!(matches!(body_hash(&response), Err(ApiError::Internal(_))));
+    }
 }
