@@ -5,11 +5,11 @@
 //! Served by the `sync-ingest` Lambda and the `trainsync ingest` command.
 
 use crate::error::ApiError;
-use crate::services::brain;
+use crate::services::batch::apply_once;
 use crate::services::commit::load_for;
 use crate::services::commit::{Attempt, Committed, commit_time, commit_with_retry};
+use crate::services::idempotency::body_hash;
 use crate::services::idempotency::response_json;
-use crate::services::idempotency::{Once, body_hash, once};
 use crate::store::{Commit, RequestCompletion, SyncStore};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
@@ -118,17 +118,10 @@ pub async fn ingest(
     let hash = body_hash(request)?;
     let key = SyncRequestId(request.ingest_id);
     let (user, hash) = (&user, hash.as_str());
-    let outcome = once(store, user, key, hash, now, |token| async move {
+    apply_once(store, brain, user, key, hash, now, |token| async move {
         process(store, user, request, key, &token, hash, now).await
     })
-    .await?;
-    match outcome {
-        Once::Replay(body) => Ok(body),
-        Once::Done((body, activities_written)) => {
-            brain::after_commit(store, brain, user, activities_written, now).await;
-            Ok(body)
-        }
-    }
+    .await
 }
 
 async fn process(

@@ -7,11 +7,10 @@ use trainsync_protocol::wire::ErrorCode;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::services::brain;
+use crate::services::batch::apply_once;
 use crate::services::commit::load_for;
 use crate::services::commit::{Attempt, Committed, commit_time, commit_with_retry};
 use crate::services::idempotency::response_json;
-use crate::services::idempotency::{Once, once};
 use crate::store::SyncStore;
 use crate::store::{Commit, DeviceVisit, Loaded, RequestCompletion, SessionState};
 use trainsync_protocol::domain::{Activity, DeviceId, SyncId, SyncRequestId};
@@ -130,17 +129,16 @@ pub async fn upload(
         ));
     }
     let key = SyncRequestId(request.sync_request_id);
-    let outcome = once(store, &caller.user_id, key, hash, now, |token| async move {
-        process(store, caller, request, key, &token, hash, now).await
-    })
-    .await?;
-    match outcome {
-        Once::Replay(body) => Ok(body),
-        Once::Done((body, activities_written)) => {
-            brain::after_commit(store, brain, &caller.user_id, activities_written, now).await;
-            Ok(body)
-        }
-    }
+    apply_once(
+        store,
+        brain,
+        &caller.user_id,
+        key,
+        hash,
+        now,
+        |token| async move { process(store, caller, request, key, &token, hash, now).await },
+    )
+    .await
 }
 
 /// Commits the upload; answers the response body and how many activities it wrote.
