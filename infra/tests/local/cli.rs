@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde_json::{Value, json};
 use sync_core::store::dynamo::DynamoStore;
-use sync_core::store::{EntityKey, SyncStore as _};
+use sync_core::store::{ChangeLogStore as _, EntityKey};
 use trainsync_infra::dynamodb_local;
 use trainsync_infra::local_config;
 use trainsync_protocol::domain::{EntityKind, UserId};

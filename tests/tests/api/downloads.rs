@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Days, Duration, NaiveDate, Utc};
 use http::StatusCode;
 use serde_json::{Value, json};
-use sync_core::store::SyncStore;
+use sync_core::store::ChangeLogStore;
 use trainsync_protocol::domain::UserId;
 use trainsync_protocol::fixtures::{step, workout_id};
 use trainsync_protocol::plan::{

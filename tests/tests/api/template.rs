@@ -581,13 +581,13 @@ fn every_function_policy_stays_on_the_table_and_its_key() {
 
 // ------------------------------------------------------------------ the fan-out
 
-/// `DELIVERY_LEASE_SECS` (crate-private in `store::dynamo::devices`), read from the source.
+/// `DELIVERY_LEASE_SECS` (crate-private in `store::dynamo::deliveries`), read from the source.
 fn delivery_lease_secs() -> i64 {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/server/src/store/dynamo/devices.rs"
+        "/../shared/server/src/store/dynamo/deliveries.rs"
     );
-    let source = std::fs::read_to_string(path).expect("devices.rs");
+    let source = std::fs::read_to_string(path).expect("deliveries.rs");
     let rest = source
         .split("pub const DELIVERY_LEASE_SECS: i64 = ")
         .nth(1)

@@ -1,83 +1,17 @@
-//! Storage of devices' logins, registrations and revocations, and of the
-//! critical-alert delivery ledger (one record per alert and device, so a push
-//! is sent once however often the stream delivers the alert).
+//! Devices: their visits, registrations, push endpoints and revocations. The
+//! device item is the one place revocation is decided: token checks and
+//! refresh rotations both read it.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{DeviceRecord, DeviceRegistration, StoreError};
-use crate::refresh::RefreshFamily;
+use super::{DeviceVisit, StoreError};
 use trainsync_protocol::domain::{DeviceId, UserId};
-use trainsync_protocol::wire::RevokeReason;
+use trainsync_protocol::wire::{Network, Platform, RevokeReason};
 
-/// A login's refresh-token family as stored, with whose it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredLogin {
-    /// The family id (in every token of the login).
-    pub family: Uuid,
-    /// The user.
-    pub user: UserId,
-    /// The device.
-    pub device: DeviceId,
-    /// Its rotation state.
-    pub state: RefreshFamily,
-}
-
-/// Why a device update was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceRefusal {
-    /// The device is revoked: only a new login brings it back.
-    Revoked,
-    /// The device has changed since it was read; read again.
-    Changed,
-}
-
-/// What an attempted refresh-token rotation did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rotation {
-    /// The new token is current.
-    Rotated,
-    /// Another rotation (or the login's revocation) came first.
-    Superseded,
-    /// The device is revoked or has logged in again since.
-    DeviceRevoked,
-}
-
-/// The answer to claiming one (alert, device) delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryClaim {
-    /// Ours to send; finish or release it afterwards.
-    Claimed,
-    /// Already sent (or given up for good): never send again.
-    Done,
-    /// Another invocation holds a live claim: retry later.
-    InFlight,
-}
-
-/// How a claimed delivery ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryOutcome {
-    /// The provider accepted the push.
-    Sent,
-    /// The endpoint is gone; the device gets no push for this alert.
-    EndpointGone,
-    /// The provider refused it for good.
-    Rejected,
-}
-
-impl DeliveryOutcome {
-    /// The stored status text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryOutcome::Sent => "sent",
-            DeliveryOutcome::EndpointGone => "endpoint_gone",
-            DeliveryOutcome::Rejected => "rejected",
-        }
-    }
-}
-
-/// What devices, logins and pushes ask of storage.
+/// What device registration, revocation, visits and pushes ask of storage.
 #[async_trait]
 pub trait DeviceStore: Send + Sync {
     /// One device of the user (an eventually consistent read unless `consistent`).
@@ -121,48 +55,89 @@ pub trait DeviceStore: Send + Sync {
         endpoint: &str,
     ) -> Result<(), StoreError>;
 
-    /// Starts a new login for a device: stores the family, makes it the
-    /// device's only valid login (retiring the previous one) and lifts a revocation.
-    async fn start_login(&self, login: &StoredLogin, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Records a device's visit (first/last seen, cursors, last sync).
+    async fn record_visit(&self, user: &UserId, seen: &DeviceVisit) -> Result<(), StoreError>;
 
-    /// A login family (strongly consistent), if it exists.
-    async fn login(&self, family: Uuid) -> Result<Option<StoredLogin>, StoreError>;
+    /// Every device seen for the user.
+    async fn devices(&self, user: &UserId) -> Result<Vec<DeviceRecord>, StoreError>;
+}
 
-    /// Makes `new_hash` the login's current token if `presented_hash` still
-    /// is, the login is not revoked and it is still its device's login.
-    async fn rotate_login(
-        &self,
-        login: &StoredLogin,
-        presented_hash: &str,
-        new_hash: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Rotation, StoreError>;
+/// Why a device update was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceRefusal {
+    /// The device is revoked: only a new login brings it back.
+    Revoked,
+    /// The device has changed since it was read; read again.
+    Changed,
+}
 
-    /// Claims the delivery of `alert` to `device` at `now`; a claim not
-    /// finished within its lease can be claimed again.
-    async fn claim_delivery(
-        &self,
-        user: &UserId,
-        alert: Uuid,
-        device: &str,
-        now: DateTime<Utc>,
-    ) -> Result<DeliveryClaim, StoreError>;
+/// A device as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DeviceRecord {
+    /// The device.
+    pub device_id: String,
+    /// First authenticated call.
+    pub first_seen_at: DateTime<Utc>,
+    /// Latest authenticated call.
+    pub last_seen_at: DateTime<Utc>,
+    /// Latest successful completion.
+    #[serde(default)]
+    pub last_sync_at: Option<DateTime<Utc>>,
+    /// Latest cursor delivered by a download.
+    #[serde(default)]
+    pub last_cursor: Option<String>,
+    /// Sequence that cursor covers.
+    #[serde(default)]
+    pub last_cursor_seq: Option<u64>,
+    /// Latest cursor acknowledged by `/sync/complete`.
+    #[serde(default)]
+    pub acknowledged_cursor: Option<String>,
+    /// Its registration (`PUT /devices/{device_id}`), once it registered.
+    #[serde(default, flatten)]
+    pub registration: Option<DeviceRegistration>,
+    /// When it first registered.
+    #[serde(default)]
+    pub registered_at: Option<DateTime<Utc>>,
+    /// Where its pushes go (an SNS endpoint ARN), while it has one.
+    #[serde(default)]
+    pub push_endpoint: Option<String>,
+    /// Its current login (refresh-token family); tokens of other logins are refused.
+    #[serde(default)]
+    pub login: Option<uuid::Uuid>,
+    /// When it was revoked (logged out); its tokens are refused from then on.
+    #[serde(default)]
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Why it was revoked.
+    #[serde(default)]
+    pub revoked_reason: Option<RevokeReason>,
+}
 
-    /// Records how a claimed delivery ended (never sent again afterwards).
-    async fn finish_delivery(
-        &self,
-        user: &UserId,
-        alert: Uuid,
-        device: &str,
-        outcome: DeliveryOutcome,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+impl DeviceRecord {
+    /// Whether pushes may reach it: not revoked and with a push endpoint.
+    pub fn push_target(&self) -> Option<&str> {
+        self.push_endpoint
+            .as_deref()
+            .filter(|_| self.revoked_at.is_none())
+    }
+}
 
-    /// Gives a claim up after a retryable failure, so a retry may send.
-    async fn release_delivery(
-        &self,
-        user: &UserId,
-        alert: Uuid,
-        device: &str,
-    ) -> Result<(), StoreError>;
+/// What a device registered about itself (`PUT /devices/{device_id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRegistration {
+    /// iOS or Android.
+    pub platform: Platform,
+    /// Its APNs / FCM token, if notifications are allowed.
+    #[serde(default)]
+    pub push_token: Option<String>,
+    /// App version.
+    pub app_version: String,
+    /// OS version.
+    #[serde(default)]
+    pub os_version: Option<String>,
+    /// Network at registration.
+    #[serde(default)]
+    pub network: Option<Network>,
+    /// Locale.
+    #[serde(default)]
+    pub locale: Option<String>,
 }

@@ -2,8 +2,14 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use super::records::{Item, s};
 use crate::store::EntityKey;
 use trainsync_protocol::domain::{DeviceId, EntityKind, SyncId, SyncRequestId, UserId};
+
+/// The key (`pk`, `sk`) of one item.
+pub fn key_of(pk: &str, sk: impl Into<String>) -> Item {
+    Item::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
 
 /// Sort key of the per-user head item.
 pub const HEAD_SK: &str = "HEAD";

@@ -1,14 +1,42 @@
-//! Item shapes of the single table, mapped with serde_dynamo. Kept apart from
-//! the storage types so the table layout can change without touching callers.
+//! Item shapes of the single table, mapped with serde_dynamo, and the
+//! helpers that turn values into attributes and items back into values. Kept
+//! apart from the storage types so the table layout can change without
+//! touching callers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::store::{KindHead, SessionState};
+use crate::store::{EntityKey, KindHead, SessionState, StoreError, StoredEntity};
 use trainsync_protocol::domain::EntityKind;
+
+/// One item (or key) as the SDK reads and writes it.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// `value` as an item.
+pub fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode item: {e}")))
+}
+
+/// An item read back as `T`; an item of another shape is corrupt.
+pub fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A string attribute.
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+/// A number attribute.
+pub fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
 
 /// Value of the `entity` attribute of change-log items (the stream filter keys on it).
 pub const CHANGE_ENTITY: &str = "change";
@@ -67,6 +95,16 @@ pub struct EntityRecord {
     pub seq: u64,
     pub updated_at: DateTime<Utc>,
     pub data: Value,
+}
+
+/// The entity state an entity item holds.
+pub fn entity_from(record: EntityRecord) -> StoredEntity {
+    StoredEntity {
+        key: EntityKey::new(record.kind, record.id),
+        seq: record.seq,
+        updated_at: record.updated_at,
+        data: record.data,
+    }
 }
 
 /// A stored plan version (kept for plan diffs; expires with `ttl`).

@@ -38,8 +38,10 @@ use trainsync_protocol::reference::{
 };
 use trainsync_protocol::validate::{FieldError, FieldErrorCode, Validate};
 
+use super::DynamoStore;
+use super::errors::store_error;
 use super::keys::*;
-use super::{DynamoStore, Item, from_item, key_of, n, s, store_error, to_item};
+use super::records::{Item, from_item, n, s, to_item};
 
 /// Largest chunk of gzip'd snapshot per item: with its other attributes
 /// (about 150 bytes) well under DynamoDB's 400 KB item limit.

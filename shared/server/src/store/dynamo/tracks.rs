@@ -20,8 +20,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::keys::{track_chunk_sk, track_manifest_sk, user_pk};
-use super::{DynamoStore, Item, from_item, key_of, s, store_error, to_item};
+use super::DynamoStore;
+use super::errors::store_error;
+use super::keys::{key_of, track_chunk_sk, track_manifest_sk, user_pk};
+use super::records::{Item, from_item, s, to_item};
 use crate::store::tracks::{TrackInfo, TrackPart, TrackRange, resolve_range, track_sha256};
 use crate::store::{StoreError, TrackStore, contention_backoff};
 use trainsync_protocol::domain::UserId;
