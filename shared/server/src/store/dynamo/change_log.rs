@@ -3,6 +3,7 @@
 //! time, stored plan versions, and trimming the log below its retention
 //! floor. Commits and the reads they are planned from live in `commit.rs`.
 
+use super::records::ItemKind;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -202,7 +203,7 @@ impl ChangeLogStore for DynamoStore {
             .update_expression("SET floor = :floor, entity = :entity")
             .condition_expression("attribute_not_exists(floor) OR floor < :floor")
             .expression_attribute_values(":floor", n(new_floor))
-            .expression_attribute_values(":entity", s("log_floor"))
+            .expression_attribute_values(":entity", s(ItemKind::LogFloor.as_str()))
             .send()
             .await;
         match result {

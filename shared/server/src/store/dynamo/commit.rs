@@ -4,6 +4,7 @@
 //! idempotency record, the session's counters and the device's visit riding
 //! along. Also the head and entity reads a commit is planned from.
 
+use super::records::{ItemEntity, ItemKind};
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -149,7 +150,7 @@ impl DynamoStore {
                     pk: pk.clone(),
                     sk: entity_sk(&write.key),
                     lsi1sk: activity_index(write),
-                    entity: write.key.kind.as_str().to_owned(),
+                    entity: ItemEntity::State(write.key.kind),
                     kind: write.key.kind,
                     id: write.key.id.clone(),
                     seq,
@@ -160,7 +161,7 @@ impl DynamoStore {
                     pk: pk.clone(),
                     sk: change_sk(seq),
                     lsi1sk: change_at_sk(commit.at, seq),
-                    entity: CHANGE_ENTITY.to_owned(),
+                    entity: ItemKind::Change.into(),
                     seq,
                     at: commit.at,
                     kind: write.key.kind,
@@ -194,7 +195,7 @@ impl DynamoStore {
                 let record = PlanVersionRecord {
                     pk: pk.clone(),
                     sk: plan_version_sk(version),
-                    entity: "plan_version".into(),
+                    entity: ItemKind::PlanVersion.into(),
                     version,
                     plan: write.data.clone(),
                     ttl: (commit.at + chrono::Duration::days(PLAN_VERSION_RETENTION_DAYS))
@@ -216,7 +217,7 @@ impl DynamoStore {
             let record = HeadRecord {
                 pk: pk.clone(),
                 sk: HEAD_SK.into(),
-                entity: "head".into(),
+                entity: ItemKind::Head.into(),
                 seq: head.seq,
                 last_at: head.last_at,
                 kinds: head.kinds,
@@ -238,7 +239,7 @@ impl DynamoStore {
             let record = RequestRecord {
                 pk: pk.clone(),
                 sk: request_sk(request.key),
-                entity: "request".into(),
+                entity: ItemKind::Request.into(),
                 status: RequestStatus::Completed,
                 body_hash: request.body_hash.clone(),
                 claim: request.claim.clone(),

@@ -3,6 +3,7 @@
 //! conditional put with a lease, so a push is sent once however often the
 //! stream delivers the alert, and a crashed sender's claim can be taken over.
 
+use super::records::ItemKind;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -36,7 +37,7 @@ impl DeliveryStore for DynamoStore {
         let item = HashMap::from([
             ("pk".to_owned(), s(user_pk(user))),
             ("sk".to_owned(), s(delivery_sk(alert, device))),
-            ("entity".to_owned(), s("push")),
+            ("entity".to_owned(), s(ItemKind::Push.as_str())),
             ("status".to_owned(), s("sending")),
             ("claimed_at".to_owned(), s(now.to_rfc3339())),
             (

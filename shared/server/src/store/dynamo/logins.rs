@@ -6,6 +6,7 @@
 //! rotation is a transaction with a condition on the device item, which
 //! decides revocation.
 
+use super::records::{ItemEntity, ItemKind};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
@@ -26,7 +27,7 @@ use trainsync_protocol::domain::{DeviceId, UserId};
 struct LoginRecord {
     pk: String,
     sk: String,
-    entity: String,
+    entity: ItemEntity,
     user_id: String,
     device_id: String,
     current_hash: String,
@@ -69,7 +70,7 @@ impl LoginStore for DynamoStore {
         let record = LoginRecord {
             pk: login_pk(login.family),
             sk: LOGIN_SK.to_owned(),
-            entity: "login".to_owned(),
+            entity: ItemKind::Login.into(),
             user_id: login.user.to_string(),
             device_id: login.device.to_string(),
             current_hash: login.state.current_hash.clone(),

@@ -38,15 +38,70 @@ pub fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-/// Value of the `entity` attribute of change-log items (the stream filter keys on it).
-pub const CHANGE_ENTITY: &str = "change";
+/// The `entity` attribute every item but a device's carries: what the item
+/// is. Entity-state items carry their kind's name (`activity`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ItemEntity {
+    /// The current state of one of the user's entities.
+    State(EntityKind),
+    /// Any other item.
+    Item(ItemKind),
+}
+
+/// The items that are not entity states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    /// The per-user head.
+    Head,
+    /// A change-log entry (the stream filter keys on it).
+    Change,
+    /// The change log's retention floor.
+    LogFloor,
+    /// A stored plan version (the base of plan diffs).
+    PlanVersion,
+    /// An idempotency record.
+    Request,
+    /// A sync session.
+    Session,
+    /// A refresh-token login.
+    Login,
+    /// A push-delivery ledger entry.
+    Push,
+    /// A GPS track's manifest.
+    Track,
+    /// A GPS track's chunk.
+    TrackChunk,
+    /// A reference-data snapshot's chunk.
+    ReferenceChunk,
+    /// A shard's "current reference version" pointer.
+    ReferenceCurrent,
+    /// A claim on publishing a reference version.
+    ReferenceClaim,
+    /// The newest reference version being published.
+    ReferenceLatest,
+}
+
+impl ItemKind {
+    /// The attribute's value, as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        trainsync_protocol::names::wire_name(&self).expect("a unit variant has a wire name")
+    }
+}
+
+impl From<ItemKind> for ItemEntity {
+    fn from(kind: ItemKind) -> Self {
+        ItemEntity::Item(kind)
+    }
+}
 
 /// The per-user head item.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HeadRecord {
     pub pk: String,
     pub sk: String,
-    pub entity: String,
+    pub entity: ItemEntity,
     pub seq: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_at: Option<DateTime<Utc>>,
@@ -61,7 +116,7 @@ pub struct HeadRecord {
 pub struct LogFloorRecord {
     pub pk: String,
     pub sk: String,
-    pub entity: String,
+    pub entity: ItemEntity,
     pub floor: u64,
 }
 
@@ -71,7 +126,7 @@ pub struct ChangeRecord {
     pub pk: String,
     pub sk: String,
     pub lsi1sk: String,
-    pub entity: String,
+    pub entity: ItemEntity,
     pub seq: u64,
     pub at: DateTime<Utc>,
     pub kind: EntityKind,
@@ -89,7 +144,7 @@ pub struct EntityRecord {
     /// Activities only (sparse index): `ACT#<started_at>#<id>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lsi1sk: Option<String>,
-    pub entity: String,
+    pub entity: ItemEntity,
     pub kind: EntityKind,
     pub id: String,
     pub seq: u64,
@@ -112,7 +167,7 @@ pub fn entity_from(record: EntityRecord) -> StoredEntity {
 pub struct PlanVersionRecord {
     pub pk: String,
     pub sk: String,
-    pub entity: String,
+    pub entity: ItemEntity,
     pub version: u64,
     pub plan: Value,
     pub ttl: i64,
@@ -123,7 +178,7 @@ pub struct PlanVersionRecord {
 pub struct SessionRecord {
     pub pk: String,
     pub sk: String,
-    pub entity: String,
+    pub entity: ItemEntity,
     pub sync_id: String,
     pub device_id: String,
     pub opened_at: DateTime<Utc>,
@@ -158,7 +213,7 @@ pub enum RequestStatus {
 pub struct RequestRecord {
     pub pk: String,
     pub sk: String,
-    pub entity: String,
+    pub entity: ItemEntity,
     pub status: RequestStatus,
     pub body_hash: String,
     pub claim: String,

@@ -19,6 +19,7 @@
 //! same snapshot again. Readers check a reassembled snapshot against its
 //! SHA-256 and treat anything incomplete as absent.
 
+use super::records::{ItemEntity, ItemKind};
 use std::fmt;
 
 use async_trait::async_trait;
@@ -46,11 +47,6 @@ use super::records::{Item, from_item, n, s, to_item};
 /// Largest chunk of gzip'd snapshot per item: with its other attributes
 /// (about 150 bytes) well under DynamoDB's 400 KB item limit.
 pub const CHUNK_BYTES: usize = 350 * 1024;
-
-const CHUNK_ENTITY: &str = "reference_chunk";
-const CURRENT_ENTITY: &str = "reference_current";
-const CLAIM_ENTITY: &str = "reference_claim";
-const LATEST_ENTITY: &str = "reference_latest";
 
 /// Bytes stored as a DynamoDB binary (`B`) attribute.
 #[derive(Clone, PartialEq, Eq)]
@@ -99,7 +95,7 @@ impl<'de> Deserialize<'de> for Bytes {
 struct ChunkRecord {
     pk: String,
     sk: String,
-    entity: String,
+    entity: ItemEntity,
     version: u64,
     chunk: u32,
     chunks: u32,
@@ -112,7 +108,7 @@ struct ChunkRecord {
 struct CurrentRecord {
     pk: String,
     sk: String,
-    entity: String,
+    entity: ItemEntity,
     version: u64,
     published_at: DateTime<Utc>,
     chunks: u32,
@@ -132,7 +128,7 @@ enum ClaimState {
 struct ClaimRecord {
     pk: String,
     sk: String,
-    entity: String,
+    entity: ItemEntity,
     version: u64,
     content_sha256: String,
     blob_sha256: String,
@@ -149,7 +145,7 @@ struct ClaimRecord {
 struct LatestRecord {
     pk: String,
     sk: String,
-    entity: String,
+    entity: ItemEntity,
     version: u64,
 }
 
@@ -365,7 +361,7 @@ impl DynamoStore {
         let claim = ClaimRecord {
             pk: REFERENCE_CONTROL_PK.into(),
             sk: reference_claim_sk(prepared.version),
-            entity: CLAIM_ENTITY.into(),
+            entity: ItemKind::ReferenceClaim.into(),
             version: prepared.version,
             content_sha256: prepared.content_sha256.clone(),
             blob_sha256: prepared.blob_sha256.clone(),
@@ -389,7 +385,7 @@ impl DynamoStore {
             .update_expression("SET version = :v, entity = :entity")
             .condition_expression("attribute_not_exists(pk) OR version < :v")
             .expression_attribute_values(":v", n(prepared.version))
-            .expression_attribute_values(":entity", s(LATEST_ENTITY))
+            .expression_attribute_values(":entity", s(ItemKind::ReferenceLatest.as_str()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(build_error)?;
@@ -439,7 +435,7 @@ impl DynamoStore {
                 let record = ChunkRecord {
                     pk: reference_shard_pk(shard),
                     sk: reference_chunk_sk(prepared.version, i as u32),
-                    entity: CHUNK_ENTITY.into(),
+                    entity: ItemKind::ReferenceChunk.into(),
                     version: prepared.version,
                     chunk: i as u32,
                     chunks,
@@ -473,7 +469,7 @@ impl DynamoStore {
             let record = CurrentRecord {
                 pk: reference_shard_pk(shard),
                 sk: REFERENCE_CURRENT_SK.into(),
-                entity: CURRENT_ENTITY.into(),
+                entity: ItemKind::ReferenceCurrent.into(),
                 version: prepared.version,
                 published_at: prepared.published_at,
                 chunks: prepared.chunk_count(),
@@ -553,7 +549,7 @@ mod tests {
                 to_item(&ChunkRecord {
                     pk: reference_shard_pk(0),
                     sk: reference_chunk_sk(7, i as u32),
-                    entity: CHUNK_ENTITY.into(),
+                    entity: ItemKind::ReferenceChunk.into(),
                     version: 7,
                     chunk: i as u32,
                     chunks: count,
@@ -594,7 +590,7 @@ mod tests {
         let record = ChunkRecord {
             pk: reference_shard_pk(REFERENCE_SHARDS - 1),
             sk: reference_chunk_sk(u64::MAX, 9999),
-            entity: CHUNK_ENTITY.into(),
+            entity: ItemKind::ReferenceChunk.into(),
             version: u64::MAX,
             chunk: 9999,
             chunks: 9999,

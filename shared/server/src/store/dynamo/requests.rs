@@ -3,6 +3,7 @@
 //! abandoned in-progress claim), completed inside the request's commit
 //! (`commit.rs`) and kept for replays until their TTL.
 
+use super::records::ItemKind;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
@@ -31,7 +32,7 @@ impl RequestStore for DynamoStore {
         let record = RequestRecord {
             pk: pk.clone(),
             sk: request_sk(key),
-            entity: "request".into(),
+            entity: ItemKind::Request.into(),
             status: RequestStatus::InProgress,
             body_hash: body_hash.to_owned(),
             claim: claim.clone(),

@@ -2,6 +2,7 @@
 //! (UUID v7 ids, so they sort by opening time) that expire by TTL; an expired
 //! session still present is treated as absent.
 
+use super::records::ItemKind;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{Put, ReturnValue, TransactWriteItem};
@@ -186,7 +187,7 @@ fn session_record(pk: &str, session: &Session) -> SessionRecord {
     SessionRecord {
         pk: pk.to_owned(),
         sk: session_sk(session.sync_id),
-        entity: "session".into(),
+        entity: ItemKind::Session.into(),
         sync_id: session.sync_id.to_string(),
         device_id: session.device_id.to_string(),
         opened_at: session.opened_at,

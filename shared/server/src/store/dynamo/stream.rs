@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_dynamo::Item;
 
 use super::keys::parse_user_pk;
-use super::records::{CHANGE_ENTITY, ChangeRecord};
+use super::records::{ChangeRecord, ItemKind};
 use crate::store::{EntityKey, StoreError, StoredEntity};
 use trainsync_protocol::domain::UserId;
 
@@ -22,7 +22,7 @@ struct Probe {
 pub fn change_from_image(image: Item) -> Result<Option<(UserId, StoredEntity)>, StoreError> {
     let probe: Probe = serde_dynamo::from_item(image.clone())
         .map_err(|e| StoreError::Corrupt(format!("stream image: {e}")))?;
-    if probe.entity.as_deref() != Some(CHANGE_ENTITY) {
+    if probe.entity.as_deref() != Some(ItemKind::Change.as_str()) {
         return Ok(None);
     }
     let user = parse_user_pk(&probe.pk)
@@ -55,7 +55,7 @@ mod tests {
             pk: user_pk(&user),
             sk: change_sk(7),
             lsi1sk: change_at_sk(at, 7),
-            entity: CHANGE_ENTITY.into(),
+            entity: ItemKind::Change.into(),
             seq: 7,
             at,
             kind,

@@ -12,6 +12,7 @@
 //! Readers trust only the manifest, so they see either the old or the new
 //! version, never a mix and never a half-written one.
 
+use super::records::{ItemEntity, ItemKind};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
@@ -43,7 +44,7 @@ const DATA_ATTR: &str = "data";
 struct TrackManifestRecord {
     pk: String,
     sk: String,
-    entity: String,
+    entity: ItemEntity,
     activity_id: String,
     generation: String,
     bytes: u64,
@@ -118,7 +119,7 @@ impl TrackStore for DynamoStore {
         let record = TrackManifestRecord {
             pk: pk.clone(),
             sk: track_manifest_sk(activity_id),
-            entity: "track".into(),
+            entity: ItemKind::Track.into(),
             activity_id: activity_id.to_owned(),
             generation: Uuid::new_v4().simple().to_string(),
             bytes: info.bytes,
@@ -135,7 +136,7 @@ impl TrackStore for DynamoStore {
                 &pk,
                 track_chunk_sk(activity_id, &record.generation, index as u32),
             );
-            item.insert("entity".into(), s("track_chunk"));
+            item.insert("entity".into(), s(ItemKind::TrackChunk.as_str()));
             item.insert(DATA_ATTR.into(), AttributeValue::B(Blob::new(*piece)));
             let put = PutRequest::builder()
                 .set_item(Some(item))
