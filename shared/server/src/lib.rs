@@ -3,9 +3,10 @@
 //! `trainsync-protocol` crate, which the offline client compiles too.
 //!
 //! Layers, each importing only those listed before it:
-//! `config`, `clock`, `telemetry` → `store` (use-case traits, `store::dynamo`)
-//! → `auth` → `push` → `error` → `services` → `http` → `handlers` →
-//! `state` / `lambda` (the composition root). See `docs/architecture.md`.
+//! `config`, `clock`, `telemetry`, `compression`, `refresh` → `store`
+//! (use-case traits, `store::dynamo`) → `auth` → `push` → `error` →
+//! `services` (use cases taking what they use) → `state` → `http` →
+//! `handlers` → `lambda` (the composition root). See `docs/architecture.md`.
 
 pub mod auth;
 pub mod clock;

@@ -11,10 +11,10 @@ use crate::services::commit::{Attempt, Committed, commit_time, commit_with_retry
 use crate::services::idempotency::body_hash;
 use crate::services::idempotency::response_json;
 use crate::store::{Commit, RequestCompletion, SyncStore};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use trainsync_protocol::domain::{Alert, CalculatedMetrics, SyncRequestId, TrackRef, UserId};
-use trainsync_protocol::limits::{IDEMPOTENCY_TTL_SECS, MAX_INGEST_ITEMS};
+use trainsync_protocol::limits::MAX_INGEST_ITEMS;
 use trainsync_protocol::plan::TrainingPlan;
 use trainsync_protocol::rules::merge::Origin;
 use trainsync_protocol::rules::resolve::{Batch, Change, CoachNote, Context, TrackReady};
@@ -192,13 +192,7 @@ async fn process(
             writes: resolution.writes,
             device_id: None,
             plan_version: resolution.plan_version,
-            request: Some(RequestCompletion {
-                key,
-                claim: token.to_owned(),
-                body_hash: hash.to_owned(),
-                response: body.clone(),
-                expires_at: now + Duration::seconds(IDEMPOTENCY_TTL_SECS),
-            }),
+            request: Some(RequestCompletion::new(key, token, hash, body.clone(), now)),
             session: None,
             conflicts: response.conflicts.len() as u32,
             visit: None,

@@ -1,7 +1,7 @@
 //! `POST /sync/upload`: validate each item on its own, merge with stored state,
 //! and commit the batch atomically together with its idempotency record.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use trainsync_protocol::wire::ErrorCode;
 
@@ -14,7 +14,7 @@ use crate::services::idempotency::response_json;
 use crate::store::SyncStore;
 use crate::store::{Commit, DeviceVisit, Loaded, RequestCompletion, SessionState};
 use trainsync_protocol::domain::{Activity, DeviceId, SyncId, SyncRequestId};
-use trainsync_protocol::limits::{IDEMPOTENCY_TTL_SECS, MAX_BATCH_ITEMS};
+use trainsync_protocol::limits::MAX_BATCH_ITEMS;
 use trainsync_protocol::rules::merge::Origin;
 use trainsync_protocol::rules::resolve::{Batch, Change, Context, Resolution};
 use trainsync_protocol::validate::validate_item;
@@ -173,13 +173,7 @@ async fn process(
             writes: resolution.writes,
             device_id: Some(caller.device_id.clone()),
             plan_version: resolution.plan_version,
-            request: Some(RequestCompletion {
-                key,
-                claim: token.to_owned(),
-                body_hash: hash.to_owned(),
-                response: body.clone(),
-                expires_at: now + Duration::seconds(IDEMPOTENCY_TTL_SECS),
-            }),
+            request: Some(RequestCompletion::new(key, token, hash, body.clone(), now)),
             session: Some(sync_id),
             conflicts,
             visit: Some(DeviceVisit::at(caller.device_id.clone(), now)),
@@ -219,7 +213,7 @@ async fn process(
 mod tests {
     use super::*;
     use crate::store::{EntityKey, StoredEntity};
-    use chrono::TimeZone;
+    use chrono::{Duration, TimeZone};
     use serde_json::json;
     use trainsync_protocol::domain::{EntityKind, SettingValue};
 

@@ -9,6 +9,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use trainsync_protocol::limits::IDEMPOTENCY_TTL_SECS;
 
 use super::{DeviceVisit, StoreError};
 use trainsync_protocol::domain::{
@@ -110,6 +111,26 @@ pub struct RequestCompletion {
     pub response: String,
     /// When the record expires.
     pub expires_at: DateTime<Utc>,
+}
+
+impl RequestCompletion {
+    /// Completes claim `claim` of `key` (a body hashing to `body_hash`) with
+    /// `response`, kept for replays for the idempotency window from `now`.
+    pub fn new(
+        key: SyncRequestId,
+        claim: &str,
+        body_hash: &str,
+        response: String,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            key,
+            claim: claim.to_owned(),
+            body_hash: body_hash.to_owned(),
+            response,
+            expires_at: now + chrono::Duration::seconds(IDEMPOTENCY_TTL_SECS),
+        }
+    }
 }
 
 /// Result of a commit attempt.
