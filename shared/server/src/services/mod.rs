@@ -21,6 +21,7 @@ pub mod idempotency;
 pub mod ingest;
 pub mod publish;
 pub mod retention;
+pub mod sessions;
 pub mod tokens;
 pub mod undo;
 pub mod upload;

@@ -51,8 +51,9 @@ pub enum DeliveryClaim {
     InFlight,
 }
 
-/// How a claimed delivery ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a claimed delivery ended (stored as its serde name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DeliveryOutcome {
     /// The provider accepted the push.
     Sent,
@@ -65,10 +66,6 @@ pub enum DeliveryOutcome {
 impl DeliveryOutcome {
     /// The stored status text.
     pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryOutcome::Sent => "sent",
-            DeliveryOutcome::EndpointGone => "endpoint_gone",
-            DeliveryOutcome::Rejected => "rejected",
-        }
+        trainsync_protocol::names::wire_name(&self).expect("a unit variant has a wire name")
     }
 }

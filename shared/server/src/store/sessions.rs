@@ -59,11 +59,7 @@ pub enum SessionState {
 impl SessionState {
     /// The state's wire name.
     pub fn as_str(&self) -> &'static str {
-        match self {
-            SessionState::Open => "open",
-            SessionState::Success => "success",
-            SessionState::Failed => "failed",
-        }
+        trainsync_protocol::names::wire_name(self).expect("a unit variant has a wire name")
     }
 }
 
