@@ -65,7 +65,6 @@ pub async fn open(
 }
 
 /// Labels of the kinds that changed after `position`, in a stable order.
-
 fn changes_after(head: &Head, position: &Position) -> Vec<String> {
     EntityKind::ALL
         .into_iter()
@@ -80,47 +79,6 @@ fn changes_after(head: &Head, position: &Position) -> Vec<String> {
         })
         .map(|kind| kind.update_label(head.plan_version))
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::KindHead;
-    use chrono::{TimeZone, Utc};
-
-    #[test]
-    fn labels_name_only_what_changed_after_the_position() {
-        let at = |s| Utc.timestamp_opt(s, 0).unwrap();
-        let mut head = Head {
-            seq: 7,
-            plan_version: Some(23),
-            ..Head::default()
-        };
-        head.kinds.insert(
-            "activity".into(),
-            KindHead {
-                seq: 3,
-                at: at(100),
-            },
-        );
-        head.kinds.insert(
-            "training_plan".into(),
-            KindHead {
-                seq: 7,
-                at: at(200),
-            },
-        );
-        assert_eq!(changes_after(&head, &Position::Seq(3)), vec!["plan_v23"]);
-        assert_eq!(
-            changes_after(&head, &Position::Seq(7)),
-            Vec::<String>::new()
-        );
-        assert_eq!(
-            changes_after(&head, &Position::Time(at(50))),
-            vec!["activities_updated", "plan_v23"]
-        );
-        assert_eq!(changes_after(&head, &Position::Nothing).len(), 2);
-    }
 }
 
 /// Closes session `request.sync_id` of `user` once (`hash` is the request
@@ -256,4 +214,45 @@ pub async fn status(
         conflict_rate,
         server_timestamp: now,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::KindHead;
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn labels_name_only_what_changed_after_the_position() {
+        let at = |s| Utc.timestamp_opt(s, 0).unwrap();
+        let mut head = Head {
+            seq: 7,
+            plan_version: Some(23),
+            ..Head::default()
+        };
+        head.kinds.insert(
+            "activity".into(),
+            KindHead {
+                seq: 3,
+                at: at(100),
+            },
+        );
+        head.kinds.insert(
+            "training_plan".into(),
+            KindHead {
+                seq: 7,
+                at: at(200),
+            },
+        );
+        assert_eq!(changes_after(&head, &Position::Seq(3)), vec!["plan_v23"]);
+        assert_eq!(
+            changes_after(&head, &Position::Seq(7)),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            changes_after(&head, &Position::Time(at(50))),
+            vec!["activities_updated", "plan_v23"]
+        );
+        assert_eq!(changes_after(&head, &Position::Nothing).len(), 2);
+    }
 }
