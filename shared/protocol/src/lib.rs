@@ -8,7 +8,7 @@
 //! - [`domain`]: identities, the entities users sync, the conflict log's
 //!   vocabulary, and a user's stored state as the rules see it.
 //! - [`validate`]: the field-naming error type and the rules for uploaded items.
-//! - [`plan`], [`track`], [`reference`]: the training plan (model, diff, edits,
+//! - [`plan`], [`track`], [`reference`](mod@reference): the training plan (model, diff, edits,
 //!   validation), GPS tracks (model, binary codec, summary) and reference data.
 //! - [`cursor`]: the opaque download position.
 //! - [`names`]: enum wire names taken from serde, never a second table.

@@ -76,7 +76,7 @@ pub struct StoredEntity {
     pub data: Value,
 }
 
-/// What [`super::SyncStore::load`] returns.
+/// The head and the entity states a store load returns (`ChangeLogStore::load` on the server).
 #[derive(Debug, Clone, Default)]
 pub struct Loaded {
     /// The head at read time.

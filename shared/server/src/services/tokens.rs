@@ -1,6 +1,6 @@
 //! Device token pairs (PRD 8.1): a 24-hour access token and a refresh token
-//! that works once. [`login`] issues a device's first pair (the login
-//! service calls it, or `trainsync login`); [`refresh`] rotates a pair
+//! that works once. [`Tokens::login`] issues a device's first pair (the login
+//! service calls it, or `trainsync login`); [`Tokens::refresh`] rotates a pair
 //! (`POST /auth/refresh`). Presenting a refresh token that was already used
 //! revokes the device (RFC 9700 §4.14.2); only token hashes are stored.
 
