@@ -40,8 +40,9 @@ pub enum ApiError {
         method: String,
         /// Path asked for.
         path: String,
-        /// Whether the path exists with another method (405).
-        wrong_method: bool,
+        /// The methods the path has (RFC 9110 `Allow`); empty: no such path
+        /// (404), else the method is wrong (405).
+        allow: Vec<http::Method>,
     },
     /// 409: the same request is being processed, or the session is closed.
     #[error("{message}")]

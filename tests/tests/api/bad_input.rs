@@ -1047,7 +1047,33 @@ async fn wrong_methods_get_405_and_unknown_paths_404() {
     for (method, path, status, code) in cases {
         let response = fx.send(request(method.clone(), path)).await;
         expect_error(&response, &format!("{method} {path}"), status, code, None);
+        // RFC 9110: a 405 names the methods the path has; a 404 names none.
+        let allow = response.headers.get("allow").map(|v| v.to_str().unwrap());
+        match status {
+            StatusCode::METHOD_NOT_ALLOWED => {
+                let expected = if path == "/sync/download" || path == "/sync/status" {
+                    "GET"
+                } else {
+                    "POST"
+                };
+                assert_eq!(allow, Some(expected), "{method} {path}");
+            }
+            _ => assert_eq!(allow, None, "{method} {path}"),
+        }
     }
+    // Two methods share a device's path.
+    let response = fx.send(request(Method::POST, "/devices/phone")).await;
+    expect_error(
+        &response,
+        "POST /devices/phone",
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        None,
+    );
+    assert_eq!(
+        response.headers.get("allow").map(|v| v.to_str().unwrap()),
+        Some("PUT, DELETE")
+    );
     fx.assert_undamaged().await;
 }
 

@@ -285,3 +285,84 @@ async fn an_incremental_sync_costs_the_same_whatever_the_history() {
         "check: device standing + head + session; download: query + device; status: 4"
     );
 }
+
+/// Forged cursors of the caller's own account (well formed, any numbers)
+/// reach no overflow, index or unwrap: every endpoint that reads a cursor
+/// answers 400 or a correct answer, and the user's log is unharmed.
+#[tokio::test]
+async fn forged_cursors_of_the_own_account_get_an_answer_never_a_crash() {
+    use trainsync_protocol::cursor::Cursor;
+    let ctx = TestContext::new().await;
+    let token = ctx.token(USER, "phone");
+    let sync_id = ctx.check(&token, USER).await;
+    let forged = [
+        Cursor::Log { seq: u64::MAX },
+        Cursor::Log { seq: u64::MAX - 1 },
+        Cursor::Deferred {
+            seq: u64::MAX,
+            from: u64::MAX,
+        },
+        Cursor::Deferred {
+            seq: u64::MAX,
+            from: 1,
+        },
+        Cursor::Snapshot {
+            head: u64::MAX,
+            after: None,
+        },
+        Cursor::Snapshot {
+            head: u64::MAX,
+            after: Some("activity#zzzz".into()),
+        },
+        Cursor::Snapshot {
+            head: 0,
+            after: Some("conflict#".into()),
+        },
+    ];
+    for cursor in forged {
+        let encoded = cursor.encode(USER);
+        for network in ["wifi", "cellular"] {
+            let response = ctx
+                .send(trainsync_tests::get_request(
+                    "/sync/download",
+                    Some(&token),
+                    &[("since", &encoded), ("network", network)],
+                ))
+                .await;
+            assert!(
+                response.status == StatusCode::OK || response.status == StatusCode::BAD_REQUEST,
+                "{cursor:?} on {network}: {}",
+                response.status
+            );
+            response.json();
+        }
+        let check = ctx
+            .post(
+                "/sync/check",
+                &token,
+                &json!({"user_id": USER, "cursor": encoded}),
+            )
+            .await;
+        assert!(
+            check.status == StatusCode::OK || check.status == StatusCode::BAD_REQUEST,
+            "{cursor:?}: {}",
+            check.status
+        );
+    }
+    // The log still serves a normal incremental download from the start.
+    ctx.post(
+        "/sync/upload",
+        &token,
+        &json!({"sync_id": sync_id, "sync_request_id": Uuid::new_v4(),
+                "activities": [activity(Uuid::new_v4(), "after the forgeries")]}),
+    )
+    .await;
+    let (pages, _) = ctx.download_all(&token, None, 100).await;
+    assert_eq!(
+        pages
+            .iter()
+            .map(|p| p["activities"].as_array().map_or(0, Vec::len))
+            .sum::<usize>(),
+        1
+    );
+}

@@ -245,6 +245,44 @@ async fn another_container_refuses_a_logged_out_device_within_the_cache_bound() 
     assert_eq!(via_other(phone.clone()).await, StatusCode::UNAUTHORIZED);
 }
 
+/// A device that logs in again through one container is not refused by
+/// another container that cached its earlier login: a token naming another
+/// login than the cached one makes that container read the device again.
+#[tokio::test]
+async fn a_new_login_is_admitted_at_once_by_a_container_that_cached_the_old_one() {
+    let ctx = TestContext::new().await;
+    let old = ctx.login(USER, "phone").await;
+    let other = ctx.another_container(ctx.clock.clone());
+    let via_other = |token: String| {
+        let other = other.clone();
+        async move {
+            sync_core::handlers::dispatch(
+                &other,
+                trainsync_tests::get_request("/devices", Some(&token), &[]),
+            )
+            .await
+            .status()
+        }
+    };
+    assert_eq!(
+        via_other(old.access_token.clone()).await,
+        StatusCode::OK,
+        "caches the first login"
+    );
+
+    let new = ctx.login(USER, "phone").await;
+    assert_eq!(
+        via_other(new.access_token.clone()).await,
+        StatusCode::OK,
+        "the new login works in the warm container at once"
+    );
+    assert_eq!(
+        via_other(old.access_token).await,
+        StatusCode::UNAUTHORIZED,
+        "the earlier login stays refused"
+    );
+}
+
 fn pair(response: &TestResponse) -> (String, String) {
     assert_eq!(response.status, StatusCode::OK, "{}", text(response));
     assert_eq!(

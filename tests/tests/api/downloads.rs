@@ -827,6 +827,68 @@ async fn history_is_kept_for_active_devices_and_a_long_silent_one_resyncs() {
     );
 }
 
+/// A time before history the log no longer holds (trimmed by acknowledgements)
+/// cannot be served from the log: the device gets a full snapshot, never a
+/// page that silently starts after the trimmed changes.
+#[tokio::test]
+async fn a_time_before_trimmed_history_resyncs_instead_of_skipping_it() {
+    let ctx = TestContext::new().await;
+    let user = UserId::parse(USER).expect("user");
+    let before = (ctx.now() - Duration::minutes(1)).to_rfc3339();
+    let t0 = ctx.now();
+    let dates: Vec<NaiveDate> = (0..20u64)
+        .map(|i| t0.date_naive() - Days::new(30) + Days::new(i))
+        .collect();
+    let check_ins = |range: std::ops::Range<usize>| -> Value {
+        Value::Array(dates[range].iter().map(|d| check_in(*d, t0)).collect())
+    };
+
+    // One device uploads 20 check-ins, downloads them and acknowledges: being
+    // the only device, its acknowledgement trims the log.
+    let phone = ctx.token(USER, "phone");
+    let session = ctx.check(&phone, USER).await;
+    upload_ok(
+        &ctx,
+        &phone,
+        &session,
+        json!({"daily_metrics": check_ins(0..10)}),
+    )
+    .await;
+    upload_ok(
+        &ctx,
+        &phone,
+        &session,
+        json!({"daily_metrics": check_ins(10..20)}),
+    )
+    .await;
+    ctx.clock.advance(Duration::minutes(5));
+    let (_, cursor) = ctx.download_all(&phone, None, 100).await;
+    complete(&ctx, &phone, &session, &cursor).await;
+    let floor = ctx.store.log_floor(&user).await.expect("floor");
+    assert!(
+        floor > 1,
+        "the acknowledgement trimmed history (floor {floor})"
+    );
+
+    // A new device quotes a time before all of it.
+    let tablet = ctx.token(USER, "tablet");
+    let first = ctx
+        .download_page(&tablet, Some(&before), &[("limit", "5")])
+        .await;
+    assert_eq!(first["resync_required"], true, "{first}");
+    assert_eq!(first["resync_reason"], "cursor_too_old", "{first}");
+    let next = first["next_cursor"].as_str().expect("cursor").to_owned();
+    let (rest, _) = ctx.download_all(&tablet, Some(&next), 5).await;
+    let mut pages = vec![first];
+    pages.extend(rest);
+    let expected: Vec<String> = dates.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        counts(ids(&pages, "daily_metrics", "date")),
+        counts(expected),
+        "all 20 check-ins, each once"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 5. Tombstones
 // ---------------------------------------------------------------------------

@@ -353,3 +353,73 @@ async fn requests_are_counted_per_operation() {
     assert_eq!(delta("BatchGetItem"), 1);
     assert!(!after.contains_key("unknown"), "{after:?}");
 }
+
+/// An abandoned claim (its request died mid-way) is taken over only by a
+/// retry of the same request: another body under the key is a mismatch, and
+/// a completed record is never completed a second time.
+#[tokio::test]
+async fn an_abandoned_claim_is_taken_over_only_by_the_same_body_and_completes_once() {
+    use trainsync_protocol::limits::IDEMPOTENCY_IN_PROGRESS_SECS;
+    let ctx = TestContext::new().await;
+    let store: &dyn SyncStore = ctx.store.as_ref();
+    let user = UserId::parse("erin").unwrap();
+    let key = SyncRequestId(Uuid::new_v4());
+    let BeginOutcome::Claimed(_) = store
+        .begin_request(&user, key, "body-a", ctx.now())
+        .await
+        .unwrap()
+    else {
+        panic!("a fresh key is claimable");
+    };
+    let later = ctx.now() + Duration::seconds(IDEMPOTENCY_IN_PROGRESS_SECS + 1);
+    assert_eq!(
+        store
+            .begin_request(&user, key, "body-b", later)
+            .await
+            .unwrap(),
+        BeginOutcome::Mismatch,
+        "another body never takes an abandoned claim over"
+    );
+    let BeginOutcome::Claimed(claim) = store
+        .begin_request(&user, key, "body-a", later)
+        .await
+        .unwrap()
+    else {
+        panic!("the same body takes the abandoned claim over");
+    };
+
+    // Completing the claim twice (a re-planned commit after a lost answer):
+    // the second commit must not apply.
+    let commit = |id: &str| Commit {
+        base: sync_core::store::Head::default(),
+        at: later,
+        writes: vec![EntityWrite {
+            key: EntityKey::new(EntityKind::Activity, id),
+            data: json!({"id": id}),
+        }],
+        device_id: None,
+        plan_version: None,
+        request: Some(RequestCompletion::new(
+            key,
+            &claim,
+            "body-a",
+            "{}".into(),
+            later,
+        )),
+        session: None,
+        conflicts: 0,
+        visit: None,
+    };
+    assert!(matches!(
+        store.commit(&user, &commit("first")).await.unwrap(),
+        CommitOutcome::Committed { .. }
+    ));
+    let mut again = commit("second");
+    again.base = store.head(&user).await.unwrap();
+    assert_eq!(
+        store.commit(&user, &again).await.unwrap(),
+        CommitOutcome::ClaimLost,
+        "a completed record is never completed again"
+    );
+    assert_eq!(store.head(&user).await.unwrap().seq, 1);
+}

@@ -2,7 +2,7 @@
 //! algorithms pinned, unknown keys and key-set outages handled.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::routing::get;
@@ -172,5 +172,113 @@ async fn access_tokens_issued_with_the_signing_key_verify_against_the_key_set() 
         .await
         .unwrap();
     assert_eq!(caller.device_id.as_str(), "phone");
-    assert_eq!(caller.login, Some(login));
+    assert_eq!(caller.login, Some(login.to_string()));
+}
+
+/// Third-party identity providers put their own session ids in `sid`
+/// (rarely UUIDs): the claim is opaque, never a reason to refuse the token.
+#[tokio::test]
+async fn an_identity_providers_opaque_sid_is_accepted() {
+    let (url, _) = serve_jwks().await;
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("test-key-1".into());
+    let claims = Claims {
+        sid: Some("idp-session:3f9a/opaque".into()),
+        ..claims()
+    };
+    let token = encode(
+        &header,
+        &claims,
+        &EncodingKey::from_rsa_pem(PRIVATE_KEY.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let caller = verifier(&url)
+        .verify(Some(&format!("Bearer {token}")), Utc::now())
+        .await
+        .expect("an opaque sid verifies");
+    assert_eq!(caller.login.as_deref(), Some("idp-session:3f9a/opaque"));
+}
+
+/// After the key set's hour a failed refetch does not fail every request:
+/// the keys held keep serving, and refetches stay throttled (at most one
+/// per 30 s, failed or not) instead of hammering a struggling provider.
+#[tokio::test]
+async fn a_key_set_outage_after_the_cache_hour_serves_the_cached_keys() {
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let down = Arc::new(AtomicBool::new(false));
+    let (counter, outage) = (fetches.clone(), down.clone());
+    let app = Router::new().route(
+        "/.well-known/jwks.json",
+        get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let failing = outage.load(Ordering::SeqCst);
+            async move {
+                if failing {
+                    (
+                        http::StatusCode::SERVICE_UNAVAILABLE,
+                        [("content-type", "text/plain")],
+                        "down",
+                    )
+                } else {
+                    (
+                        http::StatusCode::OK,
+                        [("content-type", "application/json")],
+                        JWKS,
+                    )
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/.well-known/jwks.json",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let t0 = Utc::now();
+    let long_lived = Claims {
+        exp: (t0 + Duration::hours(5)).timestamp(),
+        ..claims()
+    };
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("test-key-1".into());
+    let token = encode(
+        &header,
+        &long_lived,
+        &EncodingKey::from_rsa_pem(PRIVATE_KEY.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let bearer = format!("Bearer {token}");
+    let verifier = verifier(&url);
+    let verify_at = |at| verifier.verify(Some(&bearer), at);
+
+    verify_at(t0).await.expect("keys fetched");
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+
+    down.store(true, Ordering::SeqCst);
+    let stale = t0 + Duration::hours(2);
+    verify_at(stale)
+        .await
+        .expect("a failed refetch serves the cached keys");
+    assert_eq!(fetches.load(Ordering::SeqCst), 2, "one refetch was tried");
+    verify_at(stale + Duration::seconds(1))
+        .await
+        .expect("still served");
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        2,
+        "no refetch within 30 s of the failed one"
+    );
+    verify_at(stale + Duration::seconds(31))
+        .await
+        .expect("still served");
+    assert_eq!(fetches.load(Ordering::SeqCst), 3, "then one more try");
+
+    // A verifier that never got the keys reports the outage as retryable.
+    let cold = self::verifier(&url);
+    assert!(matches!(
+        cold.verify(Some(&bearer), stale).await,
+        Err(AuthError::KeysUnavailable(_))
+    ));
 }

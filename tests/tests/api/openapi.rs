@@ -1778,7 +1778,7 @@ fn error_responses_are_what_error_reply_sends() {
             ApiError::NoRoute {
                 method: "GET".into(),
                 path: "/x".into(),
-                wrong_method: false,
+                allow: vec![],
             },
             None,
         ),
@@ -1786,7 +1786,7 @@ fn error_responses_are_what_error_reply_sends() {
             ApiError::NoRoute {
                 method: "GET".into(),
                 path: "/sync/check".into(),
-                wrong_method: true,
+                allow: vec![http::Method::POST],
             },
             None,
         ),

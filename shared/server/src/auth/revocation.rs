@@ -4,6 +4,9 @@
 //! it read for [`REVOCATION_CACHE_SECS`], so a logout reaches every
 //! container within that bound (at once in the container that performed
 //! it), at the cost of one small read per device and container per window.
+//! A token of a login newer than the one cached (the device logged in again
+//! through another container) is never refused from the cache: the device is
+//! read again, consistently, first.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -43,7 +46,10 @@ impl Standing {
     fn admits(self, caller: &Caller) -> bool {
         match self {
             Standing::Unknown => true,
-            Standing::Active { login } => login.is_none_or(|l| caller.login == Some(l)),
+            // A login of ours is a UUID; the token's `sid` is compared as text.
+            Standing::Active { login } => login.is_none_or(|l| {
+                caller.login.as_deref() == Some(l.as_hyphenated().to_string().as_str())
+            }),
             Standing::Revoked => false,
         }
     }
@@ -72,26 +78,42 @@ impl DeviceGate {
             .get(&key)
             .filter(|(at, _)| now - *at < Duration::seconds(REVOCATION_CACHE_SECS))
             .map(|(_, standing)| *standing);
-        let standing = match cached {
+        let mut standing = match cached {
             Some(standing) => standing,
-            None => {
-                let device = store
-                    .device(&caller.user_id, &caller.device_id, false)
-                    .await?;
-                let standing = Standing::of(device.as_ref());
-                let mut seen = self.lock();
-                if seen.len() >= MAX_CACHED_DEVICES {
-                    seen.clear();
-                }
-                seen.insert(key, (now, standing));
-                standing
-            }
+            None => self.read(store, caller, key.clone(), now, false).await?,
         };
+        // What this container cached may predate a new login of the device
+        // (made through another container): before refusing a token that
+        // names another login, read the device again, consistently.
+        if cached.is_some() && caller.login.is_some() && !standing.admits(caller) {
+            standing = self.read(store, caller, key, now, true).await?;
+        }
         if standing.admits(caller) {
             Ok(())
         } else {
             Err(GateError::Refused(AuthError::DeviceRevoked))
         }
+    }
+
+    /// Reads the device's standing and caches it.
+    async fn read<S: DeviceStore + ?Sized>(
+        &self,
+        store: &S,
+        caller: &Caller,
+        key: (String, String),
+        now: DateTime<Utc>,
+        consistent: bool,
+    ) -> Result<Standing, GateError> {
+        let device = store
+            .device(&caller.user_id, &caller.device_id, consistent)
+            .await?;
+        let standing = Standing::of(device.as_ref());
+        let mut seen = self.lock();
+        if seen.len() >= MAX_CACHED_DEVICES {
+            seen.clear();
+        }
+        seen.insert(key, (now, standing));
+        Ok(standing)
     }
 
     /// Forgets what this container knows of a device (after it logged out or in here).
@@ -122,6 +144,7 @@ mod tests {
     use trainsync_protocol::domain::{DeviceId, UserId};
 
     fn caller(login: Option<Uuid>) -> Caller {
+        let login = login.map(|l| l.to_string());
         Caller {
             user_id: UserId::parse("u").unwrap(),
             device_id: DeviceId::parse("phone").unwrap(),

@@ -6,7 +6,7 @@
 //! against the injected clock so tests can move time.
 
 use std::collections::HashMap;
-use std::time::{Duration as StdDuration, Instant};
+use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::jwk::JwkSet;
@@ -21,9 +21,9 @@ use trainsync_protocol::wire::ErrorCode;
 /// Leeway for `exp` and `nbf`, for clock skew between issuer and us.
 pub const LEEWAY_SECS: i64 = 30;
 /// How long a fetched key set is trusted before it is fetched again.
-const JWKS_MAX_AGE: StdDuration = StdDuration::from_secs(3600);
-/// Shortest interval between two fetches caused by an unknown `kid`.
-const JWKS_MIN_REFETCH: StdDuration = StdDuration::from_secs(30);
+const JWKS_MAX_AGE_SECS: i64 = 3600;
+/// Shortest interval between two fetches of the key set, successful or not.
+const JWKS_MIN_REFETCH_SECS: i64 = 30;
 
 /// The claims we read and issue.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,8 +57,9 @@ pub struct Caller {
     pub user_id: UserId,
     /// From `device_id`.
     pub device_id: DeviceId,
-    /// From `sid`: the login the token was issued under, if any.
-    pub login: Option<uuid::Uuid>,
+    /// From `sid`, opaque: the login the token was issued under, if any. Ours
+    /// are UUIDs; a third-party identity provider's may be anything.
+    pub login: Option<String>,
 }
 
 /// Why a request is not authenticated.
@@ -127,7 +128,10 @@ enum Mode {
 #[derive(Default)]
 struct KeyCache {
     keys: HashMap<String, DecodingKey>,
-    fetched_at: Option<Instant>,
+    /// When `keys` was fetched.
+    fetched_at: Option<DateTime<Utc>>,
+    /// When a fetch was last tried, whatever came of it: fetches are throttled.
+    tried_at: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -208,7 +212,7 @@ impl Verifier {
                 let kid = jwt_header
                     .kid
                     .ok_or_else(|| AuthError::Invalid("the token header has no kid".into()))?;
-                let key = self.jwks_key(&kid).await?;
+                let key = self.jwks_key(&kid, now).await?;
                 self.decode(token, &key)?
             }
         };
@@ -225,15 +229,10 @@ impl Verifier {
             UserId::parse(claims.sub).map_err(|e| AuthError::Invalid(format!("sub {e}")))?;
         let device_id = DeviceId::parse(claims.device_id)
             .map_err(|e| AuthError::Invalid(format!("device_id {e}")))?;
-        let login = claims
-            .sid
-            .map(|sid| uuid::Uuid::parse_str(&sid))
-            .transpose()
-            .map_err(|e| AuthError::Invalid(format!("sid {e}")))?;
         Ok(Caller {
             user_id,
             device_id,
-            login,
+            login: claims.sid,
         })
     }
 
@@ -243,50 +242,77 @@ impl Verifier {
             .map_err(|e| AuthError::Invalid(e.to_string()))
     }
 
-    async fn jwks_key(&self, kid: &str) -> Result<DecodingKey, AuthError> {
+    /// The key `kid` of the key set. The set is refetched when older than an
+    /// hour or when it lacks `kid` (key rotation), at most once per
+    /// [`JWKS_MIN_REFETCH_SECS`] whatever happens; when a fetch fails or is
+    /// throttled, the keys already held keep serving.
+    async fn jwks_key(&self, kid: &str, now: DateTime<Utc>) -> Result<DecodingKey, AuthError> {
         let Mode::Jwks { url, http, cache } = &self.mode else {
             return Err(AuthError::Invalid("no key set configured".into()));
         };
+        let unknown = || AuthError::Invalid(format!("unknown signing key {kid}"));
         {
             let cache = cache.read().await;
-            let fresh = cache.fetched_at.is_some_and(|t| t.elapsed() < JWKS_MAX_AGE);
+            let fresh = cache
+                .fetched_at
+                .is_some_and(|t| now - t < Duration::seconds(JWKS_MAX_AGE_SECS));
             if let Some(key) = cache.keys.get(kid).filter(|_| fresh) {
                 return Ok(key.clone());
             }
-            // Unknown kid on a fresh set: refetch (key rotation) but not too often.
             if cache
-                .fetched_at
-                .is_some_and(|t| t.elapsed() < JWKS_MIN_REFETCH)
-                && !cache.keys.is_empty()
+                .tried_at
+                .is_some_and(|t| now - t < Duration::seconds(JWKS_MIN_REFETCH_SECS))
             {
-                return Err(AuthError::Invalid(format!("unknown signing key {kid}")));
+                return match cache.keys.get(kid) {
+                    Some(key) => Ok(key.clone()),
+                    None if cache.fetched_at.is_none() => Err(AuthError::KeysUnavailable(
+                        "the key set could not be fetched; retrying shortly".into(),
+                    )),
+                    None => Err(unknown()),
+                };
             }
         }
         let mut cache = cache.write().await;
-        let set: JwkSet = http
-            .get(url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| AuthError::KeysUnavailable(e.to_string()))?
-            .json()
-            .await
-            .map_err(|e| AuthError::KeysUnavailable(e.to_string()))?;
-        cache.keys = set
-            .keys
-            .iter()
-            .filter_map(|jwk| {
-                let kid = jwk.common.key_id.clone()?;
-                DecodingKey::from_jwk(jwk).ok().map(|key| (kid, key))
-            })
-            .collect();
-        cache.fetched_at = Some(Instant::now());
-        cache
-            .keys
-            .get(kid)
-            .cloned()
-            .ok_or_else(|| AuthError::Invalid(format!("unknown signing key {kid}")))
+        cache.tried_at = Some(now);
+        match fetch_key_set(http, url).await {
+            Ok(keys) => {
+                cache.keys = keys;
+                cache.fetched_at = Some(now);
+            }
+            Err(error) => {
+                if let Some(key) = cache.keys.get(kid) {
+                    tracing::warn!(%error, "key set refetch failed; serving the cached keys");
+                    return Ok(key.clone());
+                }
+                return Err(error);
+            }
+        }
+        cache.keys.get(kid).cloned().ok_or_else(unknown)
     }
+}
+
+/// Fetches and parses the key set at `url`: its keys by `kid`.
+async fn fetch_key_set(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<HashMap<String, DecodingKey>, AuthError> {
+    let set: JwkSet = http
+        .get(url)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| AuthError::KeysUnavailable(e.to_string()))?
+        .json()
+        .await
+        .map_err(|e| AuthError::KeysUnavailable(e.to_string()))?;
+    Ok(set
+        .keys
+        .iter()
+        .filter_map(|jwk| {
+            let kid = jwk.common.key_id.clone()?;
+            DecodingKey::from_jwk(jwk).ok().map(|key| (kid, key))
+        })
+        .collect())
 }
 
 /// Mints an HS256 token without a login (local development and tests;

@@ -164,7 +164,7 @@ pub async fn dispatch_among(
     let path = req.uri().path().trim_end_matches('/').to_owned();
     // API Gateway names the route it matched; a named stage prefixes the
     // path but not the route key. Without one (the local gateway, tests),
-    // match the path, preferring the method's own endpoint.
+    // match the path and the method.
     let candidates: Vec<Endpoint> = endpoints
         .iter()
         .copied()
@@ -175,15 +175,15 @@ pub async fn dispatch_among(
             .iter()
             .copied()
             .find(|e| e.method() == req.method())
-            .or_else(|| candidates.first().copied())
     });
     match chosen {
         Some(endpoint) => handle(state, endpoint, req).await,
         None => {
+            // No endpoint has this path (404), or none with this method (405).
             let error = ApiError::NoRoute {
                 method: req.method().to_string(),
                 path,
-                wrong_method: false,
+                allow: candidates.iter().map(|e| e.method()).collect(),
             };
             into_response(error_reply(&error, state.clock.now()), false, None)
         }
@@ -239,7 +239,7 @@ async fn run(state: &AppState, endpoint: Endpoint, req: Request) -> Result<Reply
         return Err(ApiError::NoRoute {
             method: req.method().to_string(),
             path: endpoint.path().to_owned(),
-            wrong_method: true,
+            allow: vec![endpoint.method()],
         });
     }
     // Every endpoint but the refresh (which presents a refresh token instead)

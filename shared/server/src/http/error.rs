@@ -79,14 +79,17 @@ pub fn error_reply(error: &ApiError, now: DateTime<Utc>) -> Reply {
                 message.clone(),
                 field.map(str::to_owned),
             ),
-            ApiError::NoRoute {
-                wrong_method: true, ..
-            } => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                ErrorCode::MethodNotAllowed,
-                error.to_string(),
-                None,
-            ),
+            ApiError::NoRoute { allow, .. } if !allow.is_empty() => {
+                // RFC 9110 section 15.5.6: a 405 names the methods the path has.
+                let names: Vec<&str> = allow.iter().map(http::Method::as_str).collect();
+                headers.push(("allow", names.join(", ")));
+                (
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    ErrorCode::MethodNotAllowed,
+                    error.to_string(),
+                    None,
+                )
+            }
             ApiError::NoRoute { .. } => (
                 StatusCode::NOT_FOUND,
                 ErrorCode::NoRoute,

@@ -22,7 +22,11 @@ use trainsync_protocol::wire::{DeferredChanges, DeletedEntity, DownloadResponse,
 /// The longest run of consecutive sequence numbers starting right after `after`.
 /// Entries past a gap belong to a commit not yet fully visible and wait for the next page.
 pub fn contiguous_len(after: u64, seqs: impl IntoIterator<Item = u64>) -> usize {
-    (after + 1..)
+    // Nothing follows the last sequence number there is (a forged cursor).
+    let Some(first) = after.checked_add(1) else {
+        return 0;
+    };
+    (first..=u64::MAX)
         .zip(seqs)
         .take_while(|(expected, seq)| expected == seq)
         .count()
@@ -96,19 +100,25 @@ pub async fn download(
         Some(Since::Timestamp(t)) => {
             // Read the head first: anything committed after this read has a higher seq.
             let head = store.head(user).await?;
-            let start = match store.first_seq_at_or_after(user, t).await? {
-                // Back up one commit's worth: a commit's entries can become visible out of order.
-                // Never below the trimmed log's floor, though: the entries there are gone
-                // (and were before `t`), and backing into the gap would force a resync.
+            match store.first_seq_at_or_after(user, t).await? {
+                None => reader.log(head.seq, None).await?,
                 Some(first) => {
                     let floor = store.log_floor(user).await?;
-                    first
-                        .saturating_sub(1 + MAX_CHANGES_PER_COMMIT as u64)
-                        .max(floor.saturating_sub(1))
+                    if floor > 1 && first <= floor {
+                        // The oldest entry left is already at or after `t`: the
+                        // trimmed ones before it may be too, and are gone.
+                        reader.snapshot(None, None, Some("cursor_too_old")).await?
+                    } else {
+                        // Back up one commit's worth: a commit's entries can become
+                        // visible out of order. Never below the floor, though: the
+                        // entries there are gone (and were before `t`).
+                        let start = first
+                            .saturating_sub(1 + MAX_CHANGES_PER_COMMIT as u64)
+                            .max(floor.saturating_sub(1));
+                        reader.log(start, None).await?
+                    }
                 }
-                None => head.seq,
-            };
-            reader.log(start, None).await?
+            }
         }
     };
     if let Some(held) = held_plan {

@@ -22,18 +22,23 @@ pub const INACTIVE_DEVICE_DAYS: i64 = 30;
 pub const TRIM_BATCH: u64 = 100;
 
 /// The floor history may be trimmed to: the lowest position acknowledged by
-/// a device seen within [`INACTIVE_DEVICE_DAYS`] (a device that never
-/// acknowledged holds everything). `None` when no device is active.
+/// a device seen within [`INACTIVE_DEVICE_DAYS`], each clamped to what that
+/// device was delivered (a device that never acknowledged holds everything).
+/// `None` when no device is active.
 pub fn trim_target(devices: &[DeviceRecord], user: &UserId, now: DateTime<Utc>) -> Option<u64> {
     let active_since = now - Duration::days(INACTIVE_DEVICE_DAYS);
     devices
         .iter()
         .filter(|d| d.last_seen_at >= active_since && d.revoked_at.is_none())
         .map(|d| {
-            d.acknowledged_cursor
+            let acknowledged = d
+                .acknowledged_cursor
                 .as_deref()
                 .and_then(|c| Cursor::decode(c, user.as_str()).ok())
-                .map_or(0, |c| c.covered_seq())
+                .map_or(0, |c| c.covered_seq());
+            // A device cannot have seen more than it was delivered: a forged
+            // acknowledgement never moves the floor past what it downloaded.
+            acknowledged.min(d.last_cursor_seq.unwrap_or(0))
         })
         .min()
 }
@@ -66,7 +71,8 @@ mod tests {
             last_seen_at: seen,
             last_sync_at: None,
             last_cursor: None,
-            last_cursor_seq: None,
+            // Delivered what it acknowledges, as an honest device has.
+            last_cursor_seq: acknowledged,
             acknowledged_cursor: acknowledged.map(|seq| Cursor::Log { seq }.encode("u")),
             ..DeviceRecord::default()
         }
@@ -91,5 +97,12 @@ mod tests {
             trim_target(&[device("phone", 0, Some(40)), logged_out], &user, now),
             Some(40)
         );
+        // An acknowledgement past what the device was delivered (forged) counts
+        // only as far as the delivery went.
+        let forged = DeviceRecord {
+            last_cursor_seq: Some(7),
+            ..device("phone", 0, Some(u64::MAX))
+        };
+        assert_eq!(trim_target(&[forged], &user, now), Some(7));
     }
 }

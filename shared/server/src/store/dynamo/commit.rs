@@ -250,8 +250,12 @@ impl DynamoStore {
             let put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(to_item(&record)?))
-                .condition_expression("claim = :claim")
+                // Only an open claim completes: a completed record is never
+                // written twice, whatever a retried or re-planned commit does.
+                .condition_expression("claim = :claim AND #status = :in_progress")
+                .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":claim", s(&request.claim))
+                .expression_attribute_values(":in_progress", s(RequestStatus::InProgress.as_str()))
                 .build()
                 .map_err(build)?;
             actions.push((Role::Request, TransactWriteItem::builder().put(put).build()));

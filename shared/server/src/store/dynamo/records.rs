@@ -208,6 +208,13 @@ pub enum RequestStatus {
     Completed,
 }
 
+impl RequestStatus {
+    /// The stored value, as serde writes it (for condition expressions).
+    pub fn as_str(self) -> &'static str {
+        trainsync_protocol::names::wire_name(&self).expect("a unit variant has a wire name")
+    }
+}
+
 /// An idempotency item.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RequestRecord {

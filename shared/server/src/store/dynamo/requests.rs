@@ -45,14 +45,17 @@ impl RequestStore for DynamoStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(to_item(&record)?))
-            // Free, expired (TTL lags), or an abandoned in-progress claim.
+            // Free, expired (TTL lags), or an abandoned in-progress claim of
+            // the same body (another body under the key is a mismatch, never
+            // a takeover).
             .condition_expression(
-                "attribute_not_exists(pk) OR #ttl < :now OR (#status = :in_progress AND in_progress_until < :now)",
+                "attribute_not_exists(pk) OR #ttl < :now OR (#status = :in_progress AND in_progress_until < :now AND body_hash = :hash)",
             )
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":now", n(now.timestamp()))
-            .expression_attribute_values(":in_progress", s("IN_PROGRESS"))
+            .expression_attribute_values(":in_progress", s(RequestStatus::InProgress.as_str()))
+            .expression_attribute_values(":hash", s(body_hash))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -94,7 +97,7 @@ impl RequestStore for DynamoStore {
             .condition_expression("claim = :claim AND #status = :in_progress")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":claim", s(claim))
-            .expression_attribute_values(":in_progress", s("IN_PROGRESS"))
+            .expression_attribute_values(":in_progress", s(RequestStatus::InProgress.as_str()))
             .send()
             .await;
         match result {
