@@ -957,3 +957,53 @@ fn the_refresh_function_gets_the_signing_key_from_secrets_manager() {
         assert_eq!(stack.truth(rule), valid, "secret {secret:?}, kid {kid:?}");
     }
 }
+
+// ------------------------------------------------------------------ logs and throttling
+
+/// PRD 11.2: logs are kept 30 days. Every function gets a log group of its
+/// own name, created by the stack with that retention (a group Lambda
+/// creates on first use keeps logs forever).
+#[test]
+fn every_function_keeps_its_logs_thirty_days() {
+    let template = template();
+    let groups = resources_of_type(&template, "AWS::Logs::LogGroup");
+    for (name, _) in resources_of_type(&template, "AWS::Serverless::Function") {
+        let wanted = format!("!Sub /aws/lambda/${{{name}}}");
+        let group = groups
+            .iter()
+            .find(|(_, g)| render(&g["Properties"]["LogGroupName"]) == wanted)
+            .unwrap_or_else(|| panic!("{name} has no log group named after it"));
+        assert_eq!(
+            group.1["Properties"]["RetentionInDays"].as_u64(),
+            Some(30),
+            "{name}"
+        );
+    }
+    for (name, group) in groups {
+        assert_eq!(
+            group["Properties"]["RetentionInDays"].as_u64(),
+            Some(30),
+            "{name}"
+        );
+    }
+}
+
+/// The refresh route is throttled far below the sync routes: it takes no
+/// bearer token, so bursts there are guessing or denial of service.
+#[test]
+fn the_refresh_route_has_a_tighter_throttle_than_the_rest() {
+    let template = template();
+    let (_, api) = resources_of_type(&template, "AWS::Serverless::HttpApi")
+        .into_iter()
+        .next()
+        .expect("the HTTP API");
+    let default = &api["Properties"]["DefaultRouteSettings"];
+    let refresh = &api["Properties"]["RouteSettings"][route(Endpoint::AuthRefresh).as_str()];
+    for limit in ["ThrottlingBurstLimit", "ThrottlingRateLimit"] {
+        let (tight, wide) = (refresh[limit].as_u64(), default[limit].as_u64());
+        assert!(
+            tight.is_some_and(|t| wide.is_some_and(|w| t * 5 <= w)),
+            "{limit}: refresh {tight:?}, default {wide:?}"
+        );
+    }
+}
