@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::domain::{ConflictRecord, ConflictStatus, EntityKind, UndoAction};
 use crate::domain::{EntityKey, EntityWrite, Loaded};
 use crate::plan::{TrainingPlan, reschedule};
-use crate::rules::resolve::CURRENT;
+use crate::rules::resolve::{CURRENT, to_value};
 
 /// Why an undo cannot be done.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,7 +101,7 @@ pub fn plan_undo(
             plan.plan_version = Some(next.version);
             plan.writes.push(EntityWrite {
                 key: plan_key,
-                data: serde_json::to_value(&next).unwrap_or(Value::Null),
+                data: to_value(&next),
             });
             if !adjustment.is_null() {
                 plan.writes.push(EntityWrite {
@@ -116,7 +116,7 @@ pub fn plan_undo(
     undone.undone_at = Some(at);
     plan.writes.push(EntityWrite {
         key: EntityKey::new(EntityKind::Conflict, record.id.to_string()),
-        data: serde_json::to_value(&undone).unwrap_or(Value::Null),
+        data: to_value(&undone),
     });
     plan.record = Some(undone);
     Ok(plan)

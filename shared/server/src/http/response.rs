@@ -38,9 +38,22 @@ pub struct Reply {
 }
 
 impl Reply {
-    /// 200 with `body` serialized.
+    /// 200 with `body` serialized; a body that does not serialize (a bug) is
+    /// logged and answered as a generic 500, never as a wrong 200.
     pub fn json<T: Serialize>(body: &T) -> Self {
-        Self::raw(serde_json::to_string(body).unwrap_or_else(|_| "{}".into()))
+        match serde_json::to_string(body) {
+            Ok(text) => Self::raw(text),
+            Err(error) => {
+                tracing::error!(%error, "response body does not serialize");
+                // The ErrorBody shape, written by hand: this path must not fail too.
+                let mut reply = Self::raw(format!(
+                    r#"{{"error":{{"code":"internal_error","message":"internal error"}},"server_timestamp":"{}"}}"#,
+                    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                ));
+                reply.status = StatusCode::INTERNAL_SERVER_ERROR;
+                reply
+            }
+        }
     }
 
     /// 200 with an already-serialized body (idempotent replays).
@@ -160,5 +173,19 @@ mod tests {
         let empty = into_response(Reply::empty(StatusCode::NOT_MODIFIED), true, Some(1));
         assert!(matches!(empty.body(), Body::Empty));
         assert!(empty.headers().get("content-type").is_none());
+    }
+
+    #[test]
+    fn a_body_that_does_not_serialize_is_a_500_not_a_wrong_200() {
+        // JSON object keys must be strings.
+        let body: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        let reply = Reply::json(&body);
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let parsed: trainsync_protocol::wire::ErrorBody =
+            serde_json::from_str(reply.json_text().expect("json")).expect("an ErrorBody");
+        assert_eq!(
+            parsed.error.code,
+            trainsync_protocol::wire::ErrorCode::InternalError
+        );
     }
 }

@@ -176,8 +176,11 @@ pub(crate) enum Outcome {
     Refused(FieldError),
 }
 
+/// A domain value as stored JSON. Domain types are plain structs and enums
+/// with string keys, which always serialize; a failure would be a bug in a
+/// type here, never bad input, so it stops loudly instead of storing `null`.
 pub(crate) fn to_value<T: Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
+    serde_json::to_value(v).expect("domain values serialize to JSON")
 }
 
 pub(crate) fn parse<T: serde::de::DeserializeOwned>(v: Option<&Value>) -> Option<T> {
