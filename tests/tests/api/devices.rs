@@ -3,6 +3,7 @@
 //! the revocation cache's bound across containers, refresh rotation with
 //! reuse detection, expiry of access and refresh tokens, and login again.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::Duration;
@@ -10,7 +11,7 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use sync_core::auth::revocation::REVOCATION_CACHE_SECS;
 use sync_core::handlers::Endpoint;
-use sync_core::refresh::REFRESH_IDLE_DAYS;
+use sync_core::refresh::{REFRESH_GRACE_SECS, REFRESH_IDLE_DAYS};
 use trainsync_tests::{TestContext, TestResponse};
 
 use crate::helpers::text;
@@ -441,7 +442,7 @@ async fn expired_and_malformed_tokens_are_refused() {
 }
 
 #[tokio::test]
-async fn concurrent_refreshes_with_one_token_rotate_once() {
+async fn concurrent_refreshes_with_one_token_all_get_the_same_new_pair() {
     let ctx = Arc::new(TestContext::new().await);
     let login = ctx.login(USER, "phone").await;
     let attempts = futures::future::join_all((0..4).map(|_| {
@@ -450,20 +451,72 @@ async fn concurrent_refreshes_with_one_token_rotate_once() {
         async move { ctx.refresh(&token).await }
     }))
     .await;
-    let ok = attempts
-        .iter()
-        .filter(|r| r.status == StatusCode::OK)
-        .count();
-    assert!(ok <= 1, "a refresh token works once, got {ok} successes");
-    assert!(
-        attempts
-            .iter()
-            .filter(|r| r.status != StatusCode::OK)
-            .all(|r| matches!(
-                r.error_code().as_str(),
-                "refresh_token_reused" | "device_revoked"
-            )),
-        "{:?}",
-        attempts.iter().map(|r| r.error_code()).collect::<Vec<_>>()
+    // Two app components waking at once: one rotation, every caller gets its
+    // result, and the device stays signed in.
+    let pairs: Vec<(String, String)> = attempts.iter().map(pair).collect();
+    let refresh_tokens: BTreeSet<&String> = pairs.iter().map(|(_, r)| r).collect();
+    assert_eq!(refresh_tokens.len(), 1, "one new refresh token: {pairs:?}");
+    for (access, _) in &pairs {
+        assert_eq!(
+            ctx.get("/devices", access, &[]).await.status,
+            StatusCode::OK
+        );
+    }
+    let next = ctx.refresh(&pairs[0].1).await;
+    assert_eq!(next.status, StatusCode::OK, "{}", text(&next));
+}
+
+/// A phone refreshes, the response is lost in a tunnel, the phone retries
+/// with the token it still holds: within the grace minute it gets the same
+/// new refresh token; after it, the old token is theft.
+#[tokio::test]
+async fn a_refresh_retried_after_a_lost_response_repeats_and_a_late_one_is_theft() {
+    let ctx = TestContext::new().await;
+    let login = ctx.login(USER, "phone").await;
+    let (_, lost) = pair(&ctx.refresh(&login.refresh_token).await);
+    ctx.clock.advance(Duration::seconds(REFRESH_GRACE_SECS - 5));
+    let (access, repeated) = pair(&ctx.refresh(&login.refresh_token).await);
+    assert_eq!(repeated, lost, "the same new refresh token");
+    assert_eq!(
+        ctx.get("/devices", &access, &[]).await.status,
+        StatusCode::OK
     );
+
+    ctx.clock.advance(Duration::seconds(10));
+    let late = ctx.refresh(&login.refresh_token).await;
+    assert_eq!(late.status, StatusCode::UNAUTHORIZED, "{}", text(&late));
+    assert_eq!(late.error_code(), "refresh_token_reused");
+    assert_eq!(
+        ctx.get("/devices", &access, &[]).await.error_code(),
+        "device_revoked"
+    );
+}
+
+/// Knowing a login id (the `sid` of every access token) is not enough to log
+/// a device out: a refresh token with a forged secret is refused and changes
+/// nothing.
+#[tokio::test]
+async fn a_forged_refresh_token_for_a_real_login_changes_nothing() {
+    let ctx = TestContext::new().await;
+    let login = ctx.login(USER, "phone").await;
+    let family = login
+        .refresh_token
+        .split('.')
+        .nth(1)
+        .expect("family")
+        .to_owned();
+    let forged = format!("rt1.{family}.{}", "A".repeat(43));
+    for _ in 0..3 {
+        let refused = ctx.refresh(&forged).await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(refused.error_code(), "invalid_refresh_token");
+        assert_eq!(refused.error_field().as_deref(), Some("refresh_token"));
+    }
+    assert_eq!(
+        ctx.get("/devices", &login.access_token, &[]).await.status,
+        StatusCode::OK,
+        "the device is still signed in"
+    );
+    let (_, next) = pair(&ctx.refresh(&login.refresh_token).await);
+    assert_ne!(next, login.refresh_token, "its real token still rotates");
 }

@@ -1,15 +1,16 @@
 //! Device token pairs (PRD 8.1): a 24-hour access token and a refresh token
-//! that works once. [`Tokens::login`] issues a device's first pair (the login
-//! service calls it, or `trainsync login`); [`Tokens::refresh`] rotates a pair
-//! (`POST /auth/refresh`). Presenting a refresh token that was already used
-//! revokes the device (RFC 9700 §4.14.2); only token hashes are stored.
+//! that rotates on use. [`Tokens::login`] issues a device's first pair (the
+//! login service calls it, or `trainsync login`); [`Tokens::refresh`] rotates
+//! a pair (`POST /auth/refresh`): a retry within a minute repeats the
+//! rotation, a replayed older token revokes the device (RFC 9700 §4.14.2), a
+//! token the login never issued is refused. Only token hashes are stored.
 
 use crate::auth::AuthError;
 use crate::auth::issuer::TokenIssuer;
 use crate::error::ApiError;
 use crate::refresh::{RefreshDecision, RefreshFamily, RefreshToken, decide};
 use crate::services::devices::Devices;
-use crate::store::{Rotation, StoredLogin};
+use crate::store::{Rotation, StoreError, StoredLogin, contention_backoff};
 use chrono::{DateTime, Utc};
 use trainsync_protocol::domain::{DeviceId, UserId};
 use trainsync_protocol::wire::{RevokeReason, TokenPair};
@@ -21,6 +22,9 @@ fn no_issuer() -> ApiError {
         "token issuing is not configured (JWT_SIGNING_KEY and JWT_SIGNING_KID)".into(),
     )
 }
+
+/// Rotation attempts when concurrent refreshes of one token race.
+const REFRESH_ATTEMPTS: u32 = 4;
 
 /// What the token use cases work with: the device use cases (a reused
 /// refresh token revokes its device) and the token issuer, when configured.
@@ -44,11 +48,7 @@ impl Tokens<'_> {
             family,
             user: user.clone(),
             device: device.clone(),
-            state: RefreshFamily {
-                current_hash: refresh.hash(),
-                last_issued_at: now,
-                revoked_at: None,
-            },
+            state: RefreshFamily::new(&refresh, now),
         };
         self.devices.store.start_login(&login, now).await?;
         self.devices.gate.forget(user.as_str(), device.as_str());
@@ -56,36 +56,55 @@ impl Tokens<'_> {
         Ok(issuer.pair(&login, &refresh, now)?)
     }
 
-    /// Exchanges a refresh token for a new pair; see the module docs.
+    /// Exchanges a refresh token for a new pair (see `crate::refresh` for
+    /// the rules: rotation, the one-minute repeat, reuse, unknown tokens).
     pub async fn refresh(&self, presented: &str) -> Result<TokenPair, ApiError> {
         let issuer = self.issuer.ok_or_else(no_issuer)?;
         let now = self.devices.clock.now();
         let token = RefreshToken::parse(presented).map_err(|_| AuthError::RefreshInvalid)?;
-        let login = self
-            .devices
-            .store
-            .login(token.family)
-            .await?
-            .ok_or(AuthError::RefreshInvalid)?;
-        match decide(&login.state, &token, now) {
-            RefreshDecision::Revoked => Err(AuthError::DeviceRevoked.into()),
-            RefreshDecision::Expired => Err(AuthError::RefreshExpired.into()),
-            RefreshDecision::Reused => self.reused(&login, now).await,
-            RefreshDecision::Rotate => {
-                let next = RefreshToken::generate(login.family);
-                match self
-                    .devices
-                    .store
-                    .rotate_login(&login, &token.hash(), &next.hash(), now)
-                    .await?
-                {
-                    Rotation::Rotated => Ok(issuer.pair(&login, &next, now)?),
-                    Rotation::DeviceRevoked => Err(AuthError::DeviceRevoked.into()),
-                    // A concurrent request used the same token first: it worked once.
-                    Rotation::Superseded => self.reused(&login, now).await,
+        // A concurrent rotation with the same token makes ours a repeat:
+        // decide again on what it left.
+        for attempt in 0..REFRESH_ATTEMPTS {
+            let login = self
+                .devices
+                .store
+                .login(token.family)
+                .await?
+                .ok_or(AuthError::RefreshInvalid)?;
+            match decide(&login.state, &token, now) {
+                RefreshDecision::Revoked => return Err(AuthError::DeviceRevoked.into()),
+                RefreshDecision::Expired => return Err(AuthError::RefreshExpired.into()),
+                RefreshDecision::Unknown => {
+                    tracing::warn!(family = %login.family, "refresh token the family never issued");
+                    return Err(AuthError::RefreshInvalid.into());
+                }
+                RefreshDecision::Reused => return self.reused(&login, now).await,
+                RefreshDecision::Repeat(next) => {
+                    tracing::info!(family = %login.family, "refresh repeated within the grace window");
+                    return Ok(issuer.pair(&login, &next, now)?);
+                }
+                RefreshDecision::Rotate => {
+                    let next = RefreshToken::generate(login.family);
+                    let rotated = login.state.rotated(&token, &next, now);
+                    match self
+                        .devices
+                        .store
+                        .rotate_login(&login, &token.hash(), &rotated)
+                        .await
+                    {
+                        Ok(Rotation::Rotated) => return Ok(issuer.pair(&login, &next, now)?),
+                        Ok(Rotation::DeviceRevoked) => {
+                            return Err(AuthError::DeviceRevoked.into());
+                        }
+                        Ok(Rotation::Superseded) | Err(StoreError::Contention) => {
+                            contention_backoff(attempt).await;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                 }
             }
         }
+        Err(StoreError::Contention.into())
     }
 
     /// A used refresh token came back: someone holds a copy. Log the device out.

@@ -19,14 +19,14 @@ pub trait LoginStore: Send + Sync {
     /// A login family (strongly consistent), if it exists.
     async fn login(&self, family: Uuid) -> Result<Option<StoredLogin>, StoreError>;
 
-    /// Makes `new_hash` the login's current token if `presented_hash` still
-    /// is, the login is not revoked and it is still its device's login.
+    /// Moves the login to `rotated` (its new current token, the previous one
+    /// sealed, the retired ones) if `presented_hash` is still current, the
+    /// login is not revoked and it is still its device's login.
     async fn rotate_login(
         &self,
         login: &StoredLogin,
         presented_hash: &str,
-        new_hash: &str,
-        now: DateTime<Utc>,
+        rotated: &RefreshFamily,
     ) -> Result<Rotation, StoreError>;
 }
 

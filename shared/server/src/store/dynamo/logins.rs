@@ -9,7 +9,7 @@
 use super::records::{ItemEntity, ItemKind};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -18,7 +18,7 @@ use super::DynamoStore;
 use super::errors::{build, store_error};
 use super::keys::{LOGIN_SK, device_sk, key_of, login_pk, user_pk};
 use super::records::{from_item, n, s, to_item};
-use crate::refresh::{REFRESH_IDLE_DAYS, RefreshFamily};
+use crate::refresh::{PreviousToken, REFRESH_IDLE_DAYS, RefreshFamily};
 use crate::store::{LoginStore, Rotation, StoreError, StoredLogin};
 use trainsync_protocol::domain::{DeviceId, UserId};
 
@@ -34,6 +34,16 @@ struct LoginRecord {
     last_issued_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revoked_at: Option<DateTime<Utc>>,
+    /// The token the last rotation retired (hash), when, and the new one sealed under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_rotated_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    previous_sealed_next: Option<String>,
+    /// Hashes of earlier retired tokens, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    retired: Vec<String>,
     ttl: i64,
 }
 
@@ -59,6 +69,24 @@ fn login_from(record: LoginRecord) -> Result<StoredLogin, StoreError> {
             current_hash: record.current_hash,
             last_issued_at: record.last_issued_at,
             revoked_at: record.revoked_at,
+            previous: match (
+                record.previous_hash,
+                record.previous_rotated_at,
+                record.previous_sealed_next,
+            ) {
+                (Some(hash), Some(rotated_at), Some(sealed_next)) => Some(PreviousToken {
+                    hash,
+                    rotated_at,
+                    sealed_next,
+                }),
+                (None, None, None) => None,
+                _ => {
+                    return Err(StoreError::Corrupt(format!(
+                        "login {family}: a partial previous token"
+                    )));
+                }
+            },
+            retired: record.retired,
         },
     })
 }
@@ -76,6 +104,10 @@ impl LoginStore for DynamoStore {
             current_hash: login.state.current_hash.clone(),
             last_issued_at: login.state.last_issued_at,
             revoked_at: None,
+            previous_hash: None,
+            previous_rotated_at: None,
+            previous_sealed_next: None,
+            retired: Vec::new(),
             ttl: login_ttl(login.state.last_issued_at),
         };
         let put = build(
@@ -131,19 +163,32 @@ impl LoginStore for DynamoStore {
         &self,
         login: &StoredLogin,
         presented_hash: &str,
-        new_hash: &str,
-        now: DateTime<Utc>,
+        rotated: &RefreshFamily,
     ) -> Result<Rotation, StoreError> {
+        let now = rotated.last_issued_at;
+        let previous = rotated.previous.as_ref().ok_or_else(|| {
+            StoreError::Other("a rotation always retires the presented token".into())
+        })?;
         let rotate = build(
             Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key_of(&login_pk(login.family), LOGIN_SK)))
-                .update_expression("SET current_hash = :new, last_issued_at = :now, #ttl = :ttl")
+                .update_expression(
+                    "SET current_hash = :new, last_issued_at = :now, #ttl = :ttl, \
+                     previous_hash = :previous, previous_rotated_at = :now, \
+                     previous_sealed_next = :sealed, retired = :retired",
+                )
                 .condition_expression(
                     "current_hash = :presented AND attribute_not_exists(revoked_at)",
                 )
                 .expression_attribute_names("#ttl", "ttl")
-                .expression_attribute_values(":new", s(new_hash))
+                .expression_attribute_values(":new", s(&rotated.current_hash))
+                .expression_attribute_values(":previous", s(&previous.hash))
+                .expression_attribute_values(":sealed", s(&previous.sealed_next))
+                .expression_attribute_values(
+                    ":retired",
+                    AttributeValue::L(rotated.retired.iter().map(|h| s(h.as_str())).collect()),
+                )
                 .expression_attribute_values(":presented", s(presented_hash))
                 .expression_attribute_values(":now", s(now.to_rfc3339()))
                 .expression_attribute_values(":ttl", n(login_ttl(now)))
