@@ -199,6 +199,16 @@ async fn a_logged_out_device_is_refused_on_every_endpoint_and_the_others_are_not
     assert_eq!(status.status, StatusCode::OK);
 }
 
+/// `GET /devices` with `token` through another container's `state`.
+async fn devices_via(state: &sync_core::state::AppState, token: String) -> StatusCode {
+    sync_core::handlers::dispatch(
+        state,
+        trainsync_tests::get_request("/devices", Some(&token), &[]),
+    )
+    .await
+    .status()
+}
+
 #[tokio::test]
 async fn another_container_refuses_a_logged_out_device_within_the_cache_bound() {
     let ctx = TestContext::new().await;
@@ -211,17 +221,7 @@ async fn another_container_refuses_a_logged_out_device_within_the_cache_bound() 
 
     // A second "container": its own state (and revocation cache) on the same table.
     let other = ctx.another_container(ctx.clock.clone());
-    let via_other = |token: String| {
-        let other = other.clone();
-        async move {
-            sync_core::handlers::dispatch(
-                &other,
-                trainsync_tests::get_request("/devices", Some(&token), &[]),
-            )
-            .await
-            .status()
-        }
-    };
+    let via_other = |token: String| devices_via(&other, token);
     assert_eq!(
         via_other(phone.clone()).await,
         StatusCode::OK,
@@ -254,17 +254,7 @@ async fn a_new_login_is_admitted_at_once_by_a_container_that_cached_the_old_one(
     let ctx = TestContext::new().await;
     let old = ctx.login(USER, "phone").await;
     let other = ctx.another_container(ctx.clock.clone());
-    let via_other = |token: String| {
-        let other = other.clone();
-        async move {
-            sync_core::handlers::dispatch(
-                &other,
-                trainsync_tests::get_request("/devices", Some(&token), &[]),
-            )
-            .await
-            .status()
-        }
-    };
+    let via_other = |token: String| devices_via(&other, token);
     assert_eq!(
         via_other(old.access_token.clone()).await,
         StatusCode::OK,
