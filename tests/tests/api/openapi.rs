@@ -28,7 +28,7 @@ use sync_core::handlers::Endpoint;
 use sync_core::http::{error_reply, into_response};
 use sync_core::refresh::{REFRESH_IDLE_DAYS, RefreshToken};
 use sync_core::services::retention::INACTIVE_DEVICE_DAYS;
-use sync_core::services::upload::plan_upload;
+use sync_core::services::upload::{plan_upload, upload_context};
 use sync_core::store::{EntityKey, Head, Loaded, SessionState, StoreError, StoredEntity};
 use trainsync_protocol::domain::{
     Activity, ActivitySource, ActivityType, ConflictRecord, ConflictRule, ConflictStatus,
@@ -1383,7 +1383,7 @@ fn downloaded_entities_are_stored_items_plus_seq() {
     let mut settings = serde_json::Map::new();
     let mut kinds = BTreeSet::new();
     for stored in [with_plan, loaded(Some(23), vec![])] {
-        let (resolution, errors) = plan.resolve(&stored, Utc::now(), &device);
+        let (resolution, errors) = plan.resolve(&stored, upload_context(Utc::now(), &device));
         assert_eq!(errors, vec![], "every sample is stored");
         for (seq, write) in (1..).zip(&resolution.writes) {
             kinds.insert(write.key.kind);
@@ -1520,7 +1520,7 @@ fn every_item_lands_in_exactly_one_list_and_conflict_rules_are_documented() {
         ..upload_request()
     };
     let plan = plan_upload(&request, now);
-    let (resolution, processing_errors) = plan.resolve(&stored, now, &device);
+    let (resolution, processing_errors) = plan.resolve(&stored, upload_context(now, &device));
     let response = UploadResponse {
         accepted: resolution.accepted,
         conflicts: resolution.conflicts,

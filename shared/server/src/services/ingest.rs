@@ -5,7 +5,7 @@
 //! Served by the `sync-ingest` Lambda and the `trainsync ingest` command.
 
 use crate::error::ApiError;
-use crate::services::batch::apply_once;
+use crate::services::batch::{ValidatedBatch, apply_once};
 use crate::services::commit::load_for;
 use crate::services::commit::{Attempt, Committed, commit_time, commit_with_retry};
 use crate::services::idempotency::body_hash;
@@ -17,34 +17,24 @@ use trainsync_protocol::domain::{Alert, CalculatedMetrics, SyncRequestId, TrackR
 use trainsync_protocol::limits::MAX_INGEST_ITEMS;
 use trainsync_protocol::plan::TrainingPlan;
 use trainsync_protocol::rules::merge::Origin;
-use trainsync_protocol::rules::resolve::{Batch, Change, CoachNote, Context, TrackReady};
+use trainsync_protocol::rules::resolve::{Change, CoachNote, Context, TrackReady};
 use trainsync_protocol::track::{Track, encode};
 use trainsync_protocol::validate::{FieldError, FieldErrorCode, parse_json, validate_item};
+use trainsync_protocol::wire::ItemType;
 use trainsync_protocol::wire::{IngestRequest, IngestResponse, WearableActivity};
-use trainsync_protocol::wire::{ItemType, ProcessingError};
 use uuid::Uuid;
 
-/// A validated ingest request.
+/// A validated ingest request: its items, and the GPS tracks to store first.
+#[derive(Default)]
 struct IngestPlan {
-    batch: Batch,
-    sources: Vec<(ItemType, usize, Option<String>)>,
+    items: ValidatedBatch,
     tracks: Vec<(Uuid, Track)>,
-    errors: Vec<ProcessingError>,
 }
 
 fn plan_ingest(request: &IngestRequest, now: DateTime<Utc>) -> IngestPlan {
-    let mut plan = IngestPlan {
-        batch: Batch::default(),
-        sources: Vec::new(),
-        tracks: Vec::new(),
-        errors: Vec::new(),
-    };
-    let push = |plan: &mut IngestPlan, source, parsed: Result<Change, FieldError>| match parsed {
-        Ok(change) => {
-            plan.batch.changes.push(change);
-            plan.sources.push(source);
-        }
-        Err(e) => plan.errors.push(ProcessingError::new(source, e)),
+    let mut plan = IngestPlan::default();
+    let push = |plan: &mut IngestPlan, source, parsed: Result<Change, FieldError>| {
+        plan.items.add(source, parsed)
     };
     let id_of = |v: &Value, field: &str| v.get(field).and_then(Value::as_str).map(str::to_owned);
     if let Some(value) = &request.training_plan {
@@ -89,7 +79,7 @@ fn plan_ingest(request: &IngestRequest, now: DateTime<Utc>) -> IngestPlan {
                 }
                 push(&mut plan, source, Ok(Change::Activity(activity)));
             }
-            Err(e) => plan.errors.push(ProcessingError::new(source, e)),
+            Err(e) => push(&mut plan, source, Err(e)),
         }
     }
     plan
@@ -146,34 +136,28 @@ async fn process(
             sha256: info.sha256.clone(),
             url: format!("/sync/tracks/{activity_id}"),
         };
-        for change in &mut plan.batch.changes {
+        for change in &mut plan.items.batch.changes {
             if let Change::Activity(a) = change
                 && a.id == activity_id
             {
                 a.track = Some(reference.clone());
             }
         }
-        plan.batch.changes.push(Change::Track(TrackReady {
+        plan.items.batch.changes.push(Change::Track(TrackReady {
             activity_id,
             track: reference,
         }));
     }
     let plan = &plan;
     let committed = commit_with_retry(store, user, |_| async move {
-        let loaded = load_for(store, user, &plan.batch).await?;
+        let loaded = load_for(store, user, &plan.items.batch).await?;
         let at = commit_time(&loaded.head, now);
         let ctx = Context {
             at,
             origin: Origin::Backend,
             device: None,
         };
-        let resolution = plan.batch.resolve(&loaded, ctx);
-        let mut processing_errors = plan.errors.clone();
-        for refusal in &resolution.refused {
-            if let Some(source) = plan.sources.get(refusal.index) {
-                processing_errors.push(ProcessingError::new(source.clone(), refusal.error.clone()));
-            }
-        }
+        let (resolution, processing_errors) = plan.items.resolve(&loaded, ctx);
         let written = resolution.writes.len() as u64;
         let seqs = (written > 0).then(|| (loaded.head.seq + 1, loaded.head.seq + written));
         let response = IngestResponse {
@@ -275,6 +259,7 @@ mod tests {
             now(),
         );
         let fields: Vec<(ItemType, &str)> = plan
+            .items
             .errors
             .iter()
             .map(|e| (e.item_type, e.field.as_str()))
@@ -288,6 +273,9 @@ mod tests {
                 (ItemType::Activity, "duration_s"),
             ]
         );
-        assert_eq!(plan.batch.changes, [Change::WithdrawAlert(Uuid::nil())]);
+        assert_eq!(
+            plan.items.batch.changes,
+            [Change::WithdrawAlert(Uuid::nil())]
+        );
     }
 }

@@ -7,37 +7,22 @@ use trainsync_protocol::wire::ErrorCode;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::services::batch::apply_once;
+use crate::services::batch::{ValidatedBatch, apply_once};
 use crate::services::commit::load_for;
 use crate::services::commit::{Attempt, Committed, commit_time, commit_with_retry};
 use crate::services::idempotency::response_json;
 use crate::store::SyncStore;
-use crate::store::{Commit, DeviceVisit, Loaded, RequestCompletion, SessionState};
+use crate::store::{Commit, DeviceVisit, RequestCompletion, SessionState};
 use trainsync_protocol::domain::{Activity, DeviceId, SyncId, SyncRequestId};
 use trainsync_protocol::limits::MAX_BATCH_ITEMS;
 use trainsync_protocol::rules::merge::Origin;
-use trainsync_protocol::rules::resolve::{Batch, Change, Context, Resolution};
+use trainsync_protocol::rules::resolve::{Change, Context};
 use trainsync_protocol::validate::validate_item;
-use trainsync_protocol::wire::{ItemType, ProcessingError, UploadRequest, UploadResponse};
-
-/// An upload after validation: the good items as a batch, and the per-item errors.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UploadPlan {
-    /// The valid items, in upload order.
-    pub batch: Batch,
-    /// Where each batch item came from: its list, its index there, its id.
-    sources: Vec<(ItemType, usize, Option<String>)>,
-    /// Items refused by validation.
-    pub errors: Vec<ProcessingError>,
-}
+use trainsync_protocol::wire::{ItemType, UploadRequest, UploadResponse};
 
 /// Validates every item of `request` on its own; bad items never block good ones.
-pub fn plan_upload(request: &UploadRequest, now: DateTime<Utc>) -> UploadPlan {
-    let mut plan = UploadPlan {
-        batch: Batch::default(),
-        sources: Vec::new(),
-        errors: Vec::new(),
-    };
+pub fn plan_upload(request: &UploadRequest, now: DateTime<Utc>) -> ValidatedBatch {
+    let mut plan = ValidatedBatch::default();
     let lists: [(ItemType, &Vec<Value>, &str); 4] = [
         (ItemType::Activity, &request.activities, "id"),
         (ItemType::DailyMetric, &request.daily_metrics, "date"),
@@ -62,13 +47,7 @@ pub fn plan_upload(request: &UploadRequest, now: DateTime<Utc>) -> UploadPlan {
                     .and_then(Value::as_str)
                     .map(str::to_owned),
             );
-            match parsed {
-                Ok(change) => {
-                    plan.batch.changes.push(change);
-                    plan.sources.push(source);
-                }
-                Err(error) => plan.errors.push(ProcessingError::new(source, error)),
-            }
+            plan.add(source, parsed);
         }
     }
     plan
@@ -83,28 +62,12 @@ fn client_activity(mut activity: Activity) -> Activity {
     activity
 }
 
-impl UploadPlan {
-    /// Resolves the batch against `loaded` as `device`'s upload at `at`; the
-    /// items a rule refused join the validation errors.
-    pub fn resolve(
-        &self,
-        loaded: &Loaded,
-        at: DateTime<Utc>,
-        device: &DeviceId,
-    ) -> (Resolution, Vec<ProcessingError>) {
-        let ctx = Context {
-            at,
-            origin: Origin::Device,
-            device: Some(device),
-        };
-        let resolution = self.batch.resolve(loaded, ctx);
-        let mut errors = self.errors.clone();
-        for refusal in &resolution.refused {
-            if let Some(source) = self.sources.get(refusal.index) {
-                errors.push(ProcessingError::new(source.clone(), refusal.error.clone()));
-            }
-        }
-        (resolution, errors)
+/// The rules' context for an upload by `device` at `at`.
+pub fn upload_context(at: DateTime<Utc>, device: &DeviceId) -> Context<'_> {
+    Context {
+        at,
+        origin: Origin::Device,
+        device: Some(device),
     }
 }
 
@@ -158,7 +121,8 @@ async fn process(
     let committed = commit_with_retry(store, &caller.user_id, |_| async move {
         let loaded = load_for(store, &caller.user_id, &plan.batch).await?;
         let at = commit_time(&loaded.head, now);
-        let (resolution, processing_errors) = plan.resolve(&loaded, at, &caller.device_id);
+        let (resolution, processing_errors) =
+            plan.resolve(&loaded, upload_context(at, &caller.device_id));
         let conflicts = resolution.conflicts.len() as u32;
         let response = UploadResponse {
             accepted: resolution.accepted,
@@ -212,7 +176,7 @@ async fn process(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{EntityKey, StoredEntity};
+    use crate::store::{EntityKey, Loaded, StoredEntity};
     use chrono::{Duration, TimeZone};
     use serde_json::json;
     use trainsync_protocol::domain::{EntityKind, SettingValue};
@@ -266,7 +230,7 @@ mod tests {
             now(),
         );
         let device = DeviceId::parse("phone").unwrap();
-        let (resolution, _) = plan.resolve(&Loaded::default(), now(), &device);
+        let (resolution, _) = plan.resolve(&Loaded::default(), upload_context(now(), &device));
         assert_eq!(resolution.writes.len(), 1);
         assert_eq!(resolution.writes[0].data["notes"], "second");
         assert_eq!(resolution.accepted.len(), 2);
@@ -287,7 +251,10 @@ mod tests {
                 data: stored,
             },
         );
-        let (resolution, _) = plan.resolve(&loaded, now(), &DeviceId::parse("phone").unwrap());
+        let (resolution, _) = plan.resolve(
+            &loaded,
+            upload_context(now(), &DeviceId::parse("phone").unwrap()),
+        );
         assert!(resolution.writes.is_empty());
         assert_eq!(resolution.accepted.len(), 1);
     }
@@ -315,16 +282,24 @@ mod tests {
                 data: to_value(&stored),
             },
         );
-        let (lower, _) = plan.resolve(&loaded, now(), &DeviceId::parse("phone").unwrap());
+        let (lower, _) = plan.resolve(
+            &loaded,
+            upload_context(now(), &DeviceId::parse("phone").unwrap()),
+        );
         assert_eq!(lower.conflicts.len(), 1);
         let kinds: Vec<EntityKind> = lower.writes.iter().map(|w| w.key.kind).collect();
         assert_eq!(kinds, [EntityKind::Conflict], "only the conflict-log entry");
-        let (higher, _) = plan.resolve(&loaded, now(), &DeviceId::parse("watch").unwrap());
+        let (higher, _) = plan.resolve(
+            &loaded,
+            upload_context(now(), &DeviceId::parse("watch").unwrap()),
+        );
         assert_eq!(higher.writes.len(), 1);
         let (later, _) = plan.resolve(
             &loaded,
-            now() + Duration::seconds(1),
-            &DeviceId::parse("phone").unwrap(),
+            upload_context(
+                now() + Duration::seconds(1),
+                &DeviceId::parse("phone").unwrap(),
+            ),
         );
         assert_eq!(later.writes.len(), 1);
     }
