@@ -46,9 +46,14 @@ impl Standing {
     fn admits(self, caller: &Caller) -> bool {
         match self {
             Standing::Unknown => true,
-            // A login of ours is a UUID; the token's `sid` is compared as text.
+            // A login of ours is a UUID; a `sid` that is none (an identity
+            // provider's) is not this device's login.
             Standing::Active { login } => login.is_none_or(|l| {
-                caller.login.as_deref() == Some(l.as_hyphenated().to_string().as_str())
+                caller
+                    .login
+                    .as_deref()
+                    .and_then(|sid| Uuid::parse_str(sid).ok())
+                    == Some(l)
             }),
             Standing::Revoked => false,
         }
