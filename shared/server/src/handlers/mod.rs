@@ -196,11 +196,11 @@ fn routed_endpoint(req: &Request, endpoints: &[Endpoint]) -> Option<Endpoint> {
     let Some(RequestContext::ApiGatewayV2(context)) = req.request_context_ref() else {
         return None;
     };
-    let key = context.route_key.as_deref()?;
+    let (method, path) = context.route_key.as_deref()?.split_once(' ')?;
     endpoints
         .iter()
         .copied()
-        .find(|e| key == format!("{} {}", e.method(), e.path()))
+        .find(|e| e.method() == method && e.path() == path)
 }
 
 /// Handles one request for `endpoint`: authenticate, run the handler, map the result.
