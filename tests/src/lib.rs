@@ -20,6 +20,8 @@ use sync_core::store::dynamo::metrics::RequestCounter;
 use sync_core::store::dynamo::{DynamoStore, client_with_counter, schema};
 use uuid::Uuid;
 
+pub mod faults;
+
 /// The HS256 secret tests sign with.
 pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
 /// Issuer tests use.
@@ -127,11 +129,25 @@ impl TestResponse {
 impl TestContext {
     /// A fresh table and state; the clock starts at [`test_epoch`].
     pub async fn new() -> Self {
+        Self::build(None).await
+    }
+
+    /// A fresh context whose DynamoDB client goes through `faults`, so a
+    /// test can spoil a chosen transaction (see [`faults::TransactionFault`]).
+    pub async fn with_faults(faults: &faults::FaultInjector) -> Self {
+        Self::build(Some(faults.clone())).await
+    }
+
+    async fn build(faults: Option<faults::FaultInjector>) -> Self {
         LazyLock::force(&TRACING);
         let table = format!("trainsync-test-{}", Uuid::new_v4().simple());
         let config = config(&table);
         let counter = Arc::new(RequestCounter::default());
-        let client = client_with_counter(&config, counter.clone()).await;
+        let mut client = client_with_counter(&config, counter.clone()).await;
+        if let Some(faults) = faults {
+            let spoiled = client.config().to_builder().interceptor(faults).build();
+            client = aws_sdk_dynamodb::Client::from_conf(spoiled);
+        }
         schema::create_table(&client, &table)
             .await
             .unwrap_or_else(|e| panic!("cannot create table at {}: {e:?}", endpoint()));

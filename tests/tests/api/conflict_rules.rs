@@ -518,21 +518,124 @@ async fn undoing_a_merge_restores_both_records_on_every_device_and_never_re_merg
 }
 
 #[tokio::test]
-async fn undo_after_24_hours_is_gone_and_a_changed_record_is_not_overwritten() {
-    let (_, manual_id, _, ctx) = scenario_3(true).await;
+async fn undoing_a_merge_after_later_edits_keeps_each_edit_on_the_record_it_was_made_under() {
+    let (_, manual_id, wearable_id, ctx) = scenario_3(true).await;
+    let phone = ctx.token(USER, "phone");
+    let tablet = ctx.token(USER, "tablet");
+    let listed = ctx.get("/sync/conflicts", &phone, &[]).await.json();
+    let id = listed["conflicts"][0]["id"].as_str().unwrap().to_owned();
+
+    // The phone edits its manual log (the edit goes to the merged record)...
+    let sync_id = ctx.check(&phone, USER).await;
+    let start = ctx.now() - Duration::hours(5);
+    let edit = manual(manual_id, start, "new notes", 8);
+    let answer = ctx
+        .upload(&phone, &sync_id, json!({"activities": [edit]}))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json());
+    // ...and the tablet edits the merged record as it downloads it now.
+    let (state, _) = download(&ctx, &tablet, None).await;
+    let mut direct = find(&state["activities"], &wearable_id.to_string())
+        .unwrap()
+        .clone();
+    direct.as_object_mut().unwrap().remove("seq");
+    direct["feeling"] = json!(2);
+    let sync_id = ctx.check(&tablet, USER).await;
+    let answer = ctx
+        .upload(&tablet, &sync_id, json!({"activities": [direct]}))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json());
+    let (state, _) = download(&ctx, &tablet, None).await;
+    let both = find(&state["activities"], &wearable_id.to_string()).unwrap();
+    assert_eq!(
+        (&both["notes"], &both["rpe"], &both["feeling"]),
+        (&json!("new notes"), &json!(8), &json!(2)),
+        "before the undo, both edits are on the merged record: {both}"
+    );
+
+    let undone = ctx
+        .post(&format!("/sync/conflicts/{id}/undo"), &phone, &json!({}))
+        .await;
+    assert_eq!(undone.status, StatusCode::OK, "{}", undone.json());
+    for token in [&phone, &tablet] {
+        let (state, _) = download(&ctx, token, None).await;
+        assert_eq!(state["activities"].as_array().unwrap().len(), 2);
+        let mine = find(&state["activities"], &manual_id.to_string()).expect("manual log back");
+        assert_eq!(
+            (
+                &mine["notes"],
+                &mine["rpe"],
+                &mine["feeling"],
+                &mine["distance_m"]
+            ),
+            (&json!("new notes"), &json!(8), &json!(4), &json!(9000)),
+            "the manual log with the edit made under its id: {mine}"
+        );
+        assert_eq!(mine["source"], "manual");
+        let recording = find(&state["activities"], &wearable_id.to_string()).unwrap();
+        assert_eq!(
+            (
+                &recording["notes"],
+                &recording["rpe"],
+                &recording["feeling"]
+            ),
+            (&Value::Null, &Value::Null, &json!(2)),
+            "the recording keeps the edit made under its id, nothing of the manual log: {recording}"
+        );
+        assert_eq!(recording["distance_m"], 10120.5);
+        assert!(recording.get("merged_from").is_none());
+    }
+}
+
+#[tokio::test]
+async fn an_undo_that_would_overwrite_a_newer_value_is_refused() {
+    let ctx = TestContext::new().await;
+    let phone = ctx.token(USER, "phone");
+    let tablet = ctx.token(USER, "tablet");
+    let change = |value: &str| {
+        json!({"settings_changes": [{"key": "goal_race_date", "value": value,
+                                     "changed_at": at(ctx.now())}]})
+    };
+    let tablet_session = ctx.check(&tablet, USER).await;
+    let phone_session = ctx.check(&phone, USER).await;
+    ctx.upload(&tablet, &tablet_session, change("2027-04-18"))
+        .await;
+    let lost = ctx
+        .upload(&phone, &phone_session, change("2027-05-02"))
+        .await
+        .json();
+    let id = lost["conflicts"][0]["conflict_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A newer date after the resolution: restoring the phone's would lose it.
+    ctx.clock.advance(Duration::seconds(5));
+    ctx.upload(&tablet, &tablet_session, change("2027-06-01"))
+        .await;
+    let refused = ctx
+        .post(&format!("/sync/conflicts/{id}/undo"), &phone, &json!({}))
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.json());
+    assert_eq!(refused.error_code(), "resolution_outdated");
+    assert!(
+        refused.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("(value)"),
+        "names the field: {}",
+        refused.json()
+    );
+    let (state, _) = download(&ctx, &phone, None).await;
+    assert_eq!(state["settings"]["goal_race_date"], "2027-06-01");
+}
+
+#[tokio::test]
+async fn undo_after_24_hours_is_gone() {
+    let (_, _, _, ctx) = scenario_3(true).await;
     let phone = ctx.token(USER, "phone");
     let listed = ctx.get("/sync/conflicts", &phone, &[]).await.json();
     let id = listed["conflicts"][0]["id"].as_str().unwrap().to_owned();
     let path = format!("/sync/conflicts/{id}/undo");
-
-    // An edit after the merge: undoing now would lose it.
-    let sync_id = ctx.check(&phone, USER).await;
-    let edit = manual(manual_id, ctx.now() - Duration::hours(5), "new notes", 8);
-    ctx.upload(&phone, &sync_id, json!({"activities": [edit]}))
-        .await;
-    let refused = ctx.post(&path, &phone, &json!({})).await;
-    assert_eq!(refused.status, StatusCode::CONFLICT);
-    assert_eq!(refused.error_code(), "resolution_outdated");
 
     ctx.clock
         .advance(Duration::hours(24) + Duration::seconds(1));

@@ -10,6 +10,7 @@ use sync_core::store::{
     BeginOutcome, Commit, CommitOutcome, EntityKey, EntityWrite, RequestCompletion, SyncStore,
 };
 use trainsync_protocol::domain::{EntityKind, SyncRequestId, UserId};
+use trainsync_tests::faults::{FaultInjector, TransactionFault};
 use trainsync_tests::{TestContext, activity, gzip, gzip_post};
 use uuid::Uuid;
 
@@ -287,6 +288,7 @@ async fn a_commit_takes_effect_whole_or_not_at_all() {
             body_hash: "hash".into(),
             response: "{}".into(),
             expires_at: ctx.now() + Duration::days(7),
+            attempt: 0,
         }),
         session: None,
         conflicts: 0,
@@ -414,12 +416,89 @@ async fn an_abandoned_claim_is_taken_over_only_by_the_same_body_and_completes_on
         store.commit(&user, &commit("first")).await.unwrap(),
         CommitOutcome::Committed { .. }
     ));
+    // The SDK's retry of that same transaction (same token, same items) is
+    // answered as committed without applying anything again.
+    assert!(matches!(
+        store.commit(&user, &commit("first")).await.unwrap(),
+        CommitOutcome::Committed { .. }
+    ));
+    assert_eq!(store.head(&user).await.unwrap().seq, 1);
+    // Other items under the same token: DynamoDB cannot say; the loop settles it.
+    let mut other = commit("second");
+    other.base = store.head(&user).await.unwrap();
+    assert_eq!(
+        store.commit(&user, &other).await.unwrap(),
+        CommitOutcome::InDoubt
+    );
+    // A new plan (its own token) on the moved head still cannot complete the claim again.
     let mut again = commit("second");
     again.base = store.head(&user).await.unwrap();
+    again.request.as_mut().unwrap().attempt = 1;
     assert_eq!(
         store.commit(&user, &again).await.unwrap(),
         CommitOutcome::ClaimLost,
         "a completed record is never completed again"
     );
     assert_eq!(store.head(&user).await.unwrap().seq, 1);
+    let state = store.request_state(&user, key).await.unwrap().unwrap();
+    assert_eq!(
+        (state.claim, state.response.as_deref()),
+        (claim, Some("{}"))
+    );
+}
+
+/// An upload whose commit meets `fault`: answered 200 at once, applied once,
+/// and a retry of the request replays the same bytes.
+async fn upload_through(fault: TransactionFault) {
+    let faults = FaultInjector::default();
+    let ctx = TestContext::with_faults(&faults).await;
+    let token = ctx.token("erin", "phone");
+    let sync_id = ctx.check(&token, "erin").await;
+    let body = upload_body(
+        &sync_id,
+        Uuid::new_v4(),
+        vec![activity(Uuid::new_v4(), "a"), activity(Uuid::new_v4(), "b")],
+    );
+    faults.arm(fault);
+    let first = ctx.post("/sync/upload", &token, &body).await;
+    assert!(faults.spent(), "{fault:?} was not injected");
+    assert_eq!(first.status, StatusCode::OK, "{fault:?}: {}", text(&first));
+    assert_eq!(first.json()["accepted"].as_array().unwrap().len(), 2);
+    assert_eq!(head_seq(&ctx, &token).await, 2, "{fault:?}: applied once");
+    let retry = ctx.post("/sync/upload", &token, &body).await;
+    assert_eq!(retry.status, StatusCode::OK);
+    assert_eq!(retry.bytes, first.bytes, "{fault:?}: the retry replays");
+    assert_eq!(head_seq(&ctx, &token).await, 2, "{fault:?}: nothing twice");
+}
+
+#[tokio::test]
+async fn a_commit_whose_answer_is_lost_after_it_applied_answers_its_stored_response() {
+    upload_through(TransactionFault::AnswerLostAfterApply).await;
+}
+
+#[tokio::test]
+async fn a_transaction_in_progress_that_applied_is_settled_from_the_record_not_replanned() {
+    upload_through(TransactionFault::InProgressAfterApply).await;
+}
+
+#[tokio::test]
+async fn a_transaction_in_progress_that_had_not_applied_is_planned_again_and_applies_once() {
+    upload_through(TransactionFault::InProgressBeforeApply).await;
+}
+
+#[test]
+fn each_attempt_of_a_claim_gets_its_own_transaction_token() {
+    let key = SyncRequestId(Uuid::nil());
+    let now = trainsync_tests::test_epoch();
+    let first = RequestCompletion::new(key, "claim-a", "h", "{}".into(), now);
+    let again = RequestCompletion::new(key, "claim-a", "h", "{\"other\":1}".into(), now);
+    let second = RequestCompletion {
+        attempt: 1,
+        ..first.clone()
+    };
+    let other = RequestCompletion::new(key, "claim-b", "h", "{}".into(), now);
+    assert_eq!(first.transaction_token(), again.transaction_token());
+    assert_ne!(first.transaction_token(), second.transaction_token());
+    assert_ne!(first.transaction_token(), other.transaction_token());
+    assert_eq!(first.transaction_token().len(), 36);
 }

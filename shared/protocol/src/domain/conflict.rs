@@ -51,7 +51,8 @@ pub struct RestoreTarget {
     pub kind: EntityKind,
     /// The entity's id.
     pub id: String,
-    /// Its state right after the resolution; an undo refuses when it has changed since.
+    /// Its state right after the resolution: what changed since is kept, and an
+    /// undo refuses only where it would overwrite a later value.
     pub expected: Option<Value>,
     /// The state the undo writes (the user's version).
     pub restore: Value,

@@ -173,6 +173,11 @@ pub struct Activity {
     pub distinct_from: Vec<Uuid>,
 }
 
+impl Activity {
+    /// The fields the server sets; a client's version never overrides them.
+    pub const SERVER_FIELDS: [&'static str; 4] = ["id", "track", "merged_from", "distinct_from"];
+}
+
 /// A stored GPS track, as an activity refers to it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -198,6 +203,14 @@ pub struct Tombstone {
     /// The id that now stands for it (a merged duplicate's survivor).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaced_by: Option<String>,
+    /// A merged duplicate's latest version as the user sent it under its own
+    /// id after the merge (the edits went to the survivor); an undone merge
+    /// gives it back to this record. Server-side only: downloads never show it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub later_edit: Option<serde_json::Value>,
+    /// The survivor's fields those later edits set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub later_edit_fields: Vec<String>,
 }
 
 impl Tombstone {
@@ -207,7 +220,15 @@ impl Tombstone {
             deleted: true,
             reason,
             replaced_by,
+            later_edit: None,
+            later_edit_fields: Vec::new(),
         }
+    }
+
+    /// Whether `other` removes the same record the same way (later edits aside).
+    pub fn same_removal(&self, other: &Tombstone) -> bool {
+        (self.deleted, self.reason, &self.replaced_by)
+            == (other.deleted, other.reason, &other.replaced_by)
     }
 
     /// Reads a stored state as a tombstone, if it is one.

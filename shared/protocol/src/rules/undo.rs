@@ -3,9 +3,13 @@
 //! resolution left.
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use std::collections::BTreeSet;
 
-use crate::domain::{ConflictRecord, ConflictStatus, EntityKind, UndoAction};
+use serde_json::{Map, Value, json};
+
+use crate::domain::{
+    Activity, ConflictRecord, ConflictStatus, EntityKind, RestoreTarget, Tombstone, UndoAction,
+};
 use crate::domain::{EntityKey, EntityWrite, Loaded};
 use crate::plan::{TrainingPlan, reschedule};
 use crate::rules::resolve::{CURRENT, to_value};
@@ -16,7 +20,8 @@ pub enum UndoError {
     /// The 24 hours are over.
     #[error("this resolution can no longer be undone: the 24-hour window ended at {0}")]
     Expired(DateTime<Utc>),
-    /// The entity changed after the resolution; undoing would lose that change.
+    /// A field the undo must set changed after the resolution (or the entity
+    /// was removed since); undoing would lose that change.
     #[error("{0} changed after this resolution; undoing it now would lose that change")]
     Outdated(String),
     /// The user's version no longer applies (e.g. the workout left the plan).
@@ -50,6 +55,89 @@ pub struct UndoPlan {
     pub record: Option<ConflictRecord>,
 }
 
+/// What undoing `target` writes today: its user's version when nothing changed
+/// since the resolution; otherwise that version rebased onto today's state,
+/// field by field, keeping each later edit on the record it was made under
+/// (`edits`: the tombstone holding edits sent under a merged-away id, which
+/// go back to that record). Refused only where a field the undo must set was
+/// changed since to another value, since one of the two would be lost.
+fn rebase(
+    key: &EntityKey,
+    target: &RestoreTarget,
+    current: Option<&Value>,
+    edits: Option<&Tombstone>,
+) -> Result<Value, UndoError> {
+    let expected = target.expected.as_ref();
+    if current == expected {
+        if let Some(tombstone) = current.and_then(Tombstone::of) {
+            return Ok(with_later_edit(&target.restore, &tombstone));
+        }
+        return Ok(target.restore.clone());
+    }
+    let outdated = |what: &str| Err(UndoError::Outdated(format!("{key}{what}")));
+    let (Some(expected), Some(current)) = (expected, current) else {
+        return outdated("");
+    };
+    match (Tombstone::of(expected), Tombstone::of(current)) {
+        // The merged-away record: still merged away, perhaps edited since.
+        (Some(was), Some(now)) if was.same_removal(&now) => {
+            return Ok(with_later_edit(&target.restore, &now));
+        }
+        (None, None) => {}
+        // Deleted, merged again or brought back since.
+        _ => return outdated(""),
+    }
+    let (Some(e), Some(c), Some(r)) = (
+        expected.as_object(),
+        current.as_object(),
+        target.restore.as_object(),
+    ) else {
+        return outdated("");
+    };
+    let mut rebased = Map::new();
+    let fields: BTreeSet<&String> = e.keys().chain(c.keys()).chain(r.keys()).collect();
+    for field in fields {
+        let (was, now, wanted) = (e.get(field), c.get(field), r.get(field));
+        let from_other_record = edits.is_some_and(|t| {
+            t.later_edit_fields.contains(field)
+                && t.later_edit.as_ref().and_then(|v| v.get(field)) == now
+        });
+        let value = if now == was || from_other_record {
+            wanted
+        } else if wanted == was || wanted == now || wanted.is_none_or(Value::is_null) {
+            now
+        } else {
+            return outdated(&format!(" ({field})"));
+        };
+        if let Some(value) = value {
+            rebased.insert(field.clone(), value.clone());
+        }
+    }
+    Ok(Value::Object(rebased))
+}
+
+/// `restore` (a merged-away activity's own version) with the edits the user
+/// sent under its id since the merge; the server's fields stay as restored.
+fn with_later_edit(restore: &Value, tombstone: &Tombstone) -> Value {
+    let (Some(edit), Some(base)) = (
+        tombstone.later_edit.as_ref().and_then(Value::as_object),
+        restore.as_object(),
+    ) else {
+        return restore.clone();
+    };
+    let mut merged: Map<String, Value> = edit
+        .iter()
+        .filter(|(field, _)| !Activity::SERVER_FIELDS.contains(&field.as_str()))
+        .map(|(field, value)| (field.clone(), value.clone()))
+        .collect();
+    for field in Activity::SERVER_FIELDS {
+        if let Some(value) = base.get(field) {
+            merged.insert(field.to_owned(), value.clone());
+        }
+    }
+    Value::Object(merged)
+}
+
 /// Plans the undo of `record` at `at` against `loaded` (its targets' current state).
 pub fn plan_undo(
     record: &ConflictRecord,
@@ -69,15 +157,26 @@ pub fn plan_undo(
     let mut plan = UndoPlan::default();
     match &record.undo {
         UndoAction::Restore { targets } => {
+            // Edits sent under a merged-away id after the merge, kept on its
+            // tombstone, by the id of the record they went to.
+            let redirected: Vec<(&str, Tombstone)> = targets
+                .iter()
+                .filter_map(|t| current(&EntityKey::new(t.kind, t.id.clone())))
+                .filter_map(Tombstone::of)
+                .filter_map(|t| Some((t.replaced_by.clone()?, t)))
+                .filter_map(|(survivor, t)| {
+                    let target = targets.iter().find(|x| x.id == survivor)?;
+                    Some((target.id.as_str(), t))
+                })
+                .collect();
             for target in targets {
                 let key = EntityKey::new(target.kind, target.id.clone());
-                if current(&key) != target.expected.as_ref() {
-                    return Err(UndoError::Outdated(key.to_string()));
-                }
-                plan.writes.push(EntityWrite {
-                    key,
-                    data: target.restore.clone(),
-                });
+                let edits = redirected
+                    .iter()
+                    .find(|(survivor, _)| *survivor == target.id)
+                    .map(|(_, t)| t);
+                let data = rebase(&key, target, current(&key), edits)?;
+                plan.writes.push(EntityWrite { key, data });
             }
         }
         UndoAction::Reschedule {
@@ -120,4 +219,136 @@ pub fn plan_undo(
     });
     plan.record = Some(undone);
     Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::TombstoneReason;
+    use proptest::prelude::*;
+
+    fn target(expected: Value, restore: Value) -> RestoreTarget {
+        RestoreTarget {
+            kind: EntityKind::DailyMetric,
+            id: "2025-06-01".into(),
+            expected: Some(expected),
+            restore,
+        }
+    }
+
+    fn key() -> EntityKey {
+        EntityKey::new(EntityKind::DailyMetric, "2025-06-01")
+    }
+
+    #[test]
+    fn an_unchanged_entity_gets_the_users_version() {
+        let t = target(json!({"sleep_hours": 7}), json!({"sleep_hours": 8}));
+        let now = json!({"sleep_hours": 7});
+        assert_eq!(
+            rebase(&key(), &t, Some(&now), None),
+            Ok(json!({"sleep_hours": 8}))
+        );
+    }
+
+    #[test]
+    fn a_later_edit_of_another_field_stays_and_one_of_the_same_field_refuses() {
+        let t = target(
+            json!({"sleep_hours": 7, "soreness": 2}),
+            json!({"sleep_hours": 8, "soreness": 2}),
+        );
+        let other = json!({"sleep_hours": 7, "soreness": 4});
+        assert_eq!(
+            rebase(&key(), &t, Some(&other), None),
+            Ok(json!({"sleep_hours": 8, "soreness": 4}))
+        );
+        let same = json!({"sleep_hours": 6, "soreness": 2});
+        let refused = rebase(&key(), &t, Some(&same), None).unwrap_err();
+        assert!(refused.to_string().contains("(sleep_hours)"), "{refused}");
+        // The same value as the user's version loses nothing.
+        let agreed = json!({"sleep_hours": 8, "soreness": 2});
+        assert_eq!(rebase(&key(), &t, Some(&agreed), None), Ok(agreed));
+    }
+
+    #[test]
+    fn an_entity_removed_since_cannot_come_back() {
+        let t = target(json!({"sleep_hours": 7}), json!({"sleep_hours": 8}));
+        let gone = to_value(&Tombstone::new(TombstoneReason::Withdrawn, None));
+        assert!(matches!(
+            rebase(&key(), &t, Some(&gone), None),
+            Err(UndoError::Outdated(_))
+        ));
+        assert!(matches!(
+            rebase(&key(), &t, None, None),
+            Err(UndoError::Outdated(_))
+        ));
+    }
+
+    #[test]
+    fn edits_sent_under_a_merged_away_id_go_back_to_that_record() {
+        let mut tombstone = Tombstone::new(TombstoneReason::MergedDuplicate, Some("w".into()));
+        let merged_away = target(
+            to_value(&tombstone),
+            json!({"id": "m", "notes": "old", "distinct_from": ["w"]}),
+        );
+        tombstone.later_edit = Some(json!({"id": "m", "notes": "new", "rpe": 8}));
+        tombstone.later_edit_fields = vec!["notes".into(), "rpe".into()];
+        let now = to_value(&tombstone);
+        assert_eq!(
+            rebase(&key(), &merged_away, Some(&now), None),
+            Ok(json!({"id": "m", "notes": "new", "rpe": 8, "distinct_from": ["w"]}))
+        );
+        // The survivor gives those fields up; its own later edit stays.
+        let survivor = target(
+            json!({"id": "w", "notes": "old", "feeling": 4, "merged_from": ["m"]}),
+            json!({"id": "w", "distinct_from": ["m"]}),
+        );
+        let current =
+            json!({"id": "w", "notes": "new", "rpe": 8, "feeling": 2, "merged_from": ["m"]});
+        assert_eq!(
+            rebase(&key(), &survivor, Some(&current), Some(&tombstone)),
+            Ok(json!({"id": "w", "feeling": 2, "distinct_from": ["m"]}))
+        );
+    }
+
+    proptest! {
+        /// Whatever was edited since, an undo either keeps every later edit
+        /// and applies every field of the user's version, or refuses because
+        /// both touched a field with different values.
+        #[test]
+        fn an_undo_never_loses_a_later_edit(
+            base in proptest::collection::vec(0u8..4, 5),
+            users in proptest::collection::vec(proptest::option::of(0u8..4), 5),
+            later in proptest::collection::vec(proptest::option::of(0u8..4), 5),
+        ) {
+            let field = |i: usize| format!("f{i}");
+            let object = |values: Vec<Option<u8>>| {
+                Value::Object(values.into_iter().enumerate()
+                    .filter_map(|(i, v)| Some((field(i), json!(v?)))).collect())
+            };
+            let expected = object(base.iter().copied().map(Some).collect());
+            let restore = object(users.iter().zip(&base).map(|(u, b)| u.or(Some(*b))).collect());
+            let current = object(later.iter().zip(&base).map(|(l, b)| l.or(Some(*b))).collect());
+            let t = target(expected.clone(), restore.clone());
+            match rebase(&key(), &t, Some(&current), None) {
+                Ok(result) => for i in 0..5 {
+                    let f = field(i);
+                    let (e, c, r) = (&expected[&f], &current[&f], &restore[&f]);
+                    if c != e {
+                        prop_assert_eq!(&result[&f], c, "a later edit of {} was lost", f);
+                    } else {
+                        prop_assert_eq!(&result[&f], r, "the user's {} was not restored", f);
+                    }
+                },
+                Err(UndoError::Outdated(what)) => {
+                    let clash = (0..5).any(|i| {
+                        let f = field(i);
+                        current[&f] != expected[&f] && restore[&f] != expected[&f]
+                            && restore[&f] != current[&f]
+                    });
+                    prop_assert!(clash, "refused without a clash: {}", what);
+                }
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+    }
 }

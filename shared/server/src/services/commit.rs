@@ -9,7 +9,8 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::store::{
-    Commit, CommitOutcome, EntityKey, Head, Loaded, StoreError, SyncStore, contention_backoff,
+    Commit, CommitOutcome, EntityKey, Head, Loaded, RequestCompletion, StoreError, SyncStore,
+    contention_backoff,
 };
 use trainsync_protocol::domain::{Tombstone, UserId};
 use trainsync_protocol::rules::merge::DUPLICATE_WINDOW_SECS;
@@ -36,6 +37,9 @@ pub enum Committed<T> {
     ClaimLost,
     /// The commit's sync session was closed or expired.
     SessionGone,
+    /// An earlier attempt of this request committed although its answer was
+    /// lost (or is still in doubt): the response it stored, byte for byte.
+    Replayed(String),
 }
 
 impl<T> Committed<T> {
@@ -50,6 +54,9 @@ impl<T> Committed<T> {
             Committed::SessionGone => Err(StoreError::Other(
                 "a commit without a session lost its session".into(),
             )),
+            Committed::Replayed(_) => Err(StoreError::Other(
+                "a commit without an idempotency claim was replayed".into(),
+            )),
         }
     }
 }
@@ -63,6 +70,12 @@ pub fn commit_time(head: &Head, now: DateTime<Utc>) -> DateTime<Utc> {
 /// Runs `attempt` and commits what it decides, again from fresh state each
 /// time a concurrent commit moves the head (with jittered exponential back-off),
 /// at most [`MAX_COMMIT_ATTEMPTS`] times. `attempt` gets the attempt number.
+///
+/// A commit that completes an idempotency claim and whose outcome is unknown
+/// (an error after it may have applied, a transaction still in progress, or
+/// its claim's condition failing) is settled by reading the claim's record:
+/// completed by this claim means an earlier attempt applied, and its stored
+/// response is the answer ([`Committed::Replayed`]); never a second commit.
 pub async fn commit_with_retry<T, E, Fut>(
     store: &dyn SyncStore,
     user: &UserId,
@@ -73,18 +86,80 @@ where
     E: From<StoreError>,
 {
     for number in 0..MAX_COMMIT_ATTEMPTS {
-        let (commit, answer) = match attempt(number).await? {
+        let (mut commit, answer) = match attempt(number).await? {
             Attempt::Nothing(answer) => return Ok(Committed::Done(answer)),
             Attempt::Commit(commit, answer) => (commit, answer),
         };
-        match store.commit(user, &commit).await? {
-            CommitOutcome::Committed { .. } => return Ok(Committed::Done(answer)),
-            CommitOutcome::HeadMoved => contention_backoff(number).await,
-            CommitOutcome::ClaimLost => return Ok(Committed::ClaimLost),
-            CommitOutcome::SessionGone => return Ok(Committed::SessionGone),
+        if let Some(request) = commit.request.as_mut() {
+            request.attempt = number;
+        }
+        let outcome = store.commit(user, &commit).await;
+        let request = commit.request.as_ref();
+        match (outcome, request) {
+            (Ok(CommitOutcome::Committed { .. }), _) => return Ok(Committed::Done(answer)),
+            (Ok(CommitOutcome::HeadMoved), _) => contention_backoff(number).await,
+            (Ok(CommitOutcome::SessionGone), _) => return Ok(Committed::SessionGone),
+            (Ok(CommitOutcome::ClaimLost), None) => return Ok(Committed::ClaimLost),
+            // Without a claim the head condition alone keeps a re-plan safe.
+            (Ok(CommitOutcome::InDoubt), None) => contention_backoff(number).await,
+            (Err(e), None) => return Err(e.into()),
+            (Ok(CommitOutcome::ClaimLost), Some(request)) => {
+                return match settle(store, user, request).await? {
+                    Settled::Applied(body) => Ok(Committed::Replayed(body)),
+                    Settled::Open | Settled::Lost => Ok(Committed::ClaimLost),
+                };
+            }
+            (Ok(CommitOutcome::InDoubt), Some(request)) => {
+                contention_backoff(number).await;
+                match settle(store, user, request).await? {
+                    Settled::Applied(body) => return Ok(Committed::Replayed(body)),
+                    // Plan again: the next attempt's completion is conditioned
+                    // on this claim still being open, so at most one applies.
+                    Settled::Open => {}
+                    Settled::Lost => return Ok(Committed::ClaimLost),
+                }
+            }
+            (Err(error), Some(request)) => {
+                return match settle(store, user, request).await {
+                    Ok(Settled::Applied(body)) => {
+                        tracing::warn!(%error, "a commit's answer was lost after it applied; answering its stored response");
+                        Ok(Committed::Replayed(body))
+                    }
+                    Ok(Settled::Open | Settled::Lost) => Err(error.into()),
+                    Err(read) => {
+                        tracing::warn!(%read, "could not read the idempotency record after a failed commit");
+                        Err(error.into())
+                    }
+                };
+            }
         }
     }
     Err(StoreError::Contention.into())
+}
+
+/// Where a claim stands after a commit whose outcome is unknown.
+enum Settled {
+    /// Completed by this claim: an attempt applied; its stored response.
+    Applied(String),
+    /// Still this claim's, not completed: nothing applied yet.
+    Open,
+    /// Taken over (or gone): another request with the key owns it.
+    Lost,
+}
+
+/// Reads `request`'s idempotency record to learn whether its commit applied.
+async fn settle(
+    store: &dyn SyncStore,
+    user: &UserId,
+    request: &RequestCompletion,
+) -> Result<Settled, StoreError> {
+    Ok(match store.request_state(user, request.key).await? {
+        Some(state) if state.claim == request.claim => match state.response {
+            Some(body) => Settled::Applied(body),
+            None => Settled::Open,
+        },
+        _ => Settled::Lost,
+    })
 }
 
 /// Reads the head and every entity `batch` may touch. Costs one read, plus

@@ -196,6 +196,8 @@ async fn process(
     .await?;
     match committed {
         Committed::ClaimLost => Err(ApiError::claim_lost("ingest_id")),
+        // Its activities may have changed: the training load is recomputed.
+        Committed::Replayed(body) => Ok((body, plan.items.batch.activities().count())),
         other => Ok(other.into_done()?),
     }
 }

@@ -156,6 +156,8 @@ async fn process(
     .await?;
     match committed {
         Committed::Done(done) => Ok(done),
+        // Its activities may have changed: the training load is recomputed.
+        Committed::Replayed(body) => Ok((body, plan.batch.activities().count())),
         Committed::ClaimLost => Err(ApiError::claim_lost("sync_request_id")),
         Committed::SessionGone => {
             // Only now tell "closed" from "unknown or expired".

@@ -111,6 +111,9 @@ pub struct RequestCompletion {
     pub response: String,
     /// When the record expires.
     pub expires_at: DateTime<Utc>,
+    /// Which attempt of the commit loop this is (set by the loop): with the
+    /// claim it names the transaction's `ClientRequestToken`.
+    pub attempt: u32,
 }
 
 impl RequestCompletion {
@@ -129,7 +132,19 @@ impl RequestCompletion {
             body_hash: body_hash.to_owned(),
             response,
             expires_at: now + chrono::Duration::seconds(IDEMPOTENCY_TTL_SECS),
+            attempt: 0,
         }
+    }
+
+    /// The `ClientRequestToken` of this attempt's transaction: the same for
+    /// every SDK retry of one attempt, so a retry after a lost answer applies
+    /// nothing twice; another for each new plan (a plan's conflict ids are
+    /// fresh, so its parameters differ). At most 36 characters.
+    pub fn transaction_token(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("{}:{}", self.claim, self.attempt));
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        hex[..36].to_owned()
     }
 }
 
@@ -149,6 +164,10 @@ pub enum CommitOutcome {
     ClaimLost,
     /// The session expired or closed meanwhile.
     SessionGone,
+    /// DynamoDB could not say whether the transaction applied (a transaction
+    /// with the same token is still running): read the idempotency record to
+    /// learn it, or plan again (the commit's conditions keep that safe).
+    InDoubt,
 }
 
 /// A page of the change log.

@@ -28,7 +28,7 @@ pub use deliveries::{DeliveryClaim, DeliveryOutcome, DeliveryStore};
 pub use devices::{DeviceRecord, DeviceRefusal, DeviceRegistration, DeviceStore};
 pub use logins::{LoginStore, Rotation, StoredLogin};
 pub use reference::ReferenceStore;
-pub use requests::{BeginOutcome, RequestStore};
+pub use requests::{BeginOutcome, RequestState, RequestStore};
 pub use sessions::{CompleteOutcome, Completion, Session, SessionState, SessionStore};
 pub use tracks::{TrackBlob, TrackInfo, TrackPart, TrackRange, TrackStore, WHOLE_TRACK};
 pub use trainsync_protocol::domain::{

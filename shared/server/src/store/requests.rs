@@ -20,6 +20,14 @@ pub trait RequestStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<BeginOutcome, StoreError>;
 
+    /// The idempotency record of `key` as it stands (a consistent read), to
+    /// settle a commit whose outcome is in doubt.
+    async fn request_state(
+        &self,
+        user: &UserId,
+        key: SyncRequestId,
+    ) -> Result<Option<RequestState>, StoreError>;
+
     /// Gives up a claim made by `begin_request` (the request failed before committing).
     async fn release_request(
         &self,
@@ -40,4 +48,13 @@ pub enum BeginOutcome {
     Mismatch,
     /// Another request with this key is being processed now.
     InProgress,
+}
+
+/// An idempotency record as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestState {
+    /// The claim that holds (or completed) the key.
+    pub claim: String,
+    /// The stored response, once the request completed.
+    pub response: Option<String>,
 }

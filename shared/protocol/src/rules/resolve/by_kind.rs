@@ -92,27 +92,38 @@ pub(super) fn resolve_change(work: &mut Working<'_>, change: &Change, loaded: &L
 pub(super) fn resolve_activity(work: &mut Working<'_>, sent: &Activity) -> Outcome {
     let mut incoming = sent.clone();
     let mut key = activity_key(incoming.id);
-    // A later edit sent under a merged duplicate's id goes to the survivor.
-    let redirected = match work.get(&key).and_then(Tombstone::of) {
-        Some(Tombstone {
-            replaced_by: Some(survivor),
-            ..
-        }) => match Uuid::parse_str(&survivor) {
-            Ok(survivor) => {
-                incoming.id = survivor;
-                key = activity_key(survivor);
-                true
-            }
-            Err(_) => false,
-        },
-        _ => false,
-    };
+    // A later edit sent under a merged duplicate's id goes to the survivor;
+    // the duplicate's tombstone keeps it, so an undone merge gives it back.
+    let mut redirected = None;
+    if let Some(tombstone) = work.get(&key).and_then(Tombstone::of)
+        && let Some(survivor) = tombstone.replaced_by.as_deref()
+        && let Ok(survivor) = Uuid::parse_str(survivor)
+    {
+        redirected = Some((key.clone(), tombstone));
+        incoming.id = survivor;
+        key = activity_key(survivor);
+    }
     if let Some(stored) = parse::<Activity>(work.get(&key)) {
         let merge = merge_activity(&stored, &incoming, work.ctx.origin);
         if merge.effect == MergeEffect::Updated {
             work.set(key.clone(), to_value(&merge.merged));
         }
-        if !merge.objective_kept || redirected {
+        if let Some((loser, mut tombstone)) = redirected {
+            let before = to_value(&stored);
+            let after = to_value(&merge.merged);
+            for field in changed_fields(&before, &after) {
+                if !tombstone.later_edit_fields.contains(&field) {
+                    tombstone.later_edit_fields.push(field);
+                }
+            }
+            tombstone.later_edit = Some(to_value(sent));
+            let kept = to_value(&tombstone);
+            if work.get(&loser) != Some(&kept) {
+                work.set(loser, kept);
+            }
+            return Outcome::Accepted;
+        }
+        if !merge.objective_kept {
             return Outcome::Accepted;
         }
         // The user's version: their objective values with the merged subjective ones.
@@ -357,4 +368,20 @@ pub(super) fn resolve_adjustment(
             e.to_string(),
         )),
     }
+}
+
+/// The top-level fields whose values differ between two JSON objects.
+fn changed_fields(before: &Value, after: &Value) -> Vec<String> {
+    let (Some(before), Some(after)) = (before.as_object(), after.as_object()) else {
+        return Vec::new();
+    };
+    let mut fields: Vec<String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|f| before.get(*f) != after.get(*f))
+        .cloned()
+        .collect();
+    fields.sort();
+    fields.dedup();
+    fields
 }

@@ -17,7 +17,7 @@ use super::keys::*;
 use super::records::*;
 use crate::store::{
     Commit, CommitOutcome, DeviceVisit, EntityKey, EntityWrite, Head, KindHead, Loaded,
-    SessionState, StoreError,
+    RequestCompletion, SessionState, StoreError,
 };
 use trainsync_protocol::domain::UserId;
 
@@ -290,10 +290,18 @@ impl DynamoStore {
             return Ok(CommitOutcome::Committed { first, last });
         }
         let roles: Vec<Role> = actions.iter().map(|(r, _)| *r).collect();
+        // An idempotent request's transaction carries a token derived from
+        // its claim: when an answer is lost, the SDK's retry of the same
+        // transaction is answered without applying it again.
+        let token = commit
+            .request
+            .as_ref()
+            .map(RequestCompletion::transaction_token);
         let result = self
             .client
             .transact_write_items()
             .set_transact_items(Some(actions.into_iter().map(|(_, a)| a).collect()))
+            .set_client_request_token(token)
             .send()
             .await;
         match result {
@@ -325,9 +333,12 @@ impl DynamoStore {
                         )))
                     }
                 }
-                Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
-                    Ok(CommitOutcome::HeadMoved)
-                }
+                // The same token's transaction is still running, or was sent
+                // with other parameters: whether it applied is unknown here.
+                Some(
+                    TransactWriteItemsError::TransactionInProgressException(_)
+                    | TransactWriteItemsError::IdempotentParameterMismatchException(_),
+                ) => Ok(CommitOutcome::InDoubt),
                 _ => Err(store_error(err)),
             },
         }

@@ -14,7 +14,7 @@ use super::DynamoStore;
 use super::errors::store_error;
 use super::keys::*;
 use super::records::*;
-use crate::store::{BeginOutcome, RequestStore, StoreError};
+use crate::store::{BeginOutcome, RequestState, RequestStore, StoreError};
 use trainsync_protocol::domain::{SyncRequestId, UserId};
 use trainsync_protocol::limits::{IDEMPOTENCY_IN_PROGRESS_SECS, IDEMPOTENCY_TTL_SECS};
 
@@ -81,6 +81,24 @@ impl RequestStore for DynamoStore {
                 _ => BeginOutcome::InProgress,
             }
         })
+    }
+
+    async fn request_state(
+        &self,
+        user: &UserId,
+        key: SyncRequestId,
+    ) -> Result<Option<RequestState>, StoreError> {
+        let Some(item) = self.get_item(&user_pk(user), &request_sk(key)).await? else {
+            return Ok(None);
+        };
+        let record: RequestRecord = from_item(item)?;
+        Ok(Some(RequestState {
+            claim: record.claim,
+            response: match record.status {
+                RequestStatus::Completed => record.response,
+                RequestStatus::InProgress => None,
+            },
+        }))
     }
 
     async fn release_request(
