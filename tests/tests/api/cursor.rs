@@ -16,6 +16,8 @@ use trainsync_protocol::domain::{EntityKind, UserId};
 use trainsync_tests::{TestContext, activity};
 use uuid::Uuid;
 
+use crate::helpers::entity_ids;
+
 const USER: &str = "dana";
 
 /// Ids and sequence numbers of every entity in a download page, in sequence order.
@@ -340,7 +342,7 @@ async fn forged_cursors_of_the_own_account_get_an_answer_never_a_crash() {
             .post(
                 "/sync/check",
                 &token,
-                &json!({"user_id": USER, "cursor": encoded}),
+                &json!({"user_id": USER, "cursor": encoded, "pending_changes_count": 0}),
             )
             .await;
         assert!(
@@ -365,4 +367,90 @@ async fn forged_cursors_of_the_own_account_get_an_answer_never_a_crash() {
             .sum::<usize>(),
         1
     );
+}
+
+/// A cursor past the log's head (forged, or issued before the table was
+/// restored from a backup) must not make the device skip what comes next:
+/// `/sync/check` reports updates, the download re-baselines with a snapshot
+/// (`cursor_ahead`), and the changes committed afterwards all arrive.
+#[tokio::test]
+async fn a_cursor_past_the_head_re_baselines_and_misses_nothing_afterwards() {
+    use trainsync_protocol::cursor::Cursor;
+    let ctx = TestContext::new().await;
+    let token = ctx.token(USER, "phone");
+    let first = Uuid::new_v4();
+    let sync_id = ctx.check(&token, USER).await;
+    ctx.upload(
+        &token,
+        &sync_id,
+        json!({"activities": [activity(first, "one")]}),
+    )
+    .await;
+    let head = 1;
+    let ahead = [
+        (Cursor::Log { seq: head + 5 }, "wifi"),
+        (Cursor::Log { seq: head + 5 }, "cellular"),
+        (
+            Cursor::Deferred {
+                seq: head + 5,
+                from: head + 3,
+            },
+            "wifi",
+        ),
+        (
+            Cursor::Deferred {
+                seq: head + 5,
+                from: head + 3,
+            },
+            "cellular",
+        ),
+        (
+            Cursor::Snapshot {
+                head: head + 100,
+                after: None,
+            },
+            "wifi",
+        ),
+    ];
+    for (cursor, network) in ahead {
+        let encoded = cursor.encode(USER);
+        let check = ctx
+            .post(
+                "/sync/check",
+                &token,
+                &json!({"user_id": USER, "cursor": encoded, "pending_changes_count": 0}),
+            )
+            .await
+            .json();
+        assert_eq!(check["has_updates"], true, "{cursor:?}: {check}");
+        let (pages, next) = ctx
+            .download_all_with(&token, Some(&encoded), &[("network", network)])
+            .await;
+        let first_page = &pages[0];
+        assert_eq!(
+            first_page["resync_required"], true,
+            "{cursor:?}: {first_page}"
+        );
+        if !matches!(cursor, Cursor::Snapshot { .. }) {
+            assert_eq!(first_page["resync_reason"], "cursor_ahead");
+        }
+        assert!(
+            entity_ids(&pages).contains(&format!("activity:{first}")),
+            "{cursor:?}: the snapshot carries today's data"
+        );
+        // What is committed next reaches the device through its new cursor.
+        let later = Uuid::new_v4();
+        let sync_id = ctx.check(&token, USER).await;
+        ctx.upload(
+            &token,
+            &sync_id,
+            json!({"activities": [activity(later, "next")]}),
+        )
+        .await;
+        let (pages, _) = ctx.download_all(&token, Some(&next), 100).await;
+        assert!(
+            entity_ids(&pages).contains(&format!("activity:{later}")),
+            "{cursor:?} on {network}: the next change was skipped"
+        );
+    }
 }

@@ -39,7 +39,7 @@ pub struct DownloadResponse {
     /// older than the change log keeps; replace local server data with it.
     #[serde(default)]
     pub resync_required: bool,
-    /// Why a full snapshot is sent (`no_cursor`, `cursor_too_old`).
+    /// Why a full snapshot is sent (`no_cursor`, `cursor_too_old`, `cursor_ahead`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resync_reason: Option<String>,
     /// Low-priority changes held back on cellular (delivered on the next Wi-Fi download).

@@ -35,8 +35,7 @@ pub(super) async fn check(
     let position = match (&request.cursor, request.last_sync_timestamp) {
         (Some(cursor), _) => match Cursor::decode(cursor, caller.user_id.as_str()) {
             Ok(Cursor::Log { seq }) => Position::Seq(seq),
-            // Deferred low-priority changes count as pending updates.
-            Ok(Cursor::Deferred { from, .. }) => Position::Seq(from - 1),
+            Ok(Cursor::Deferred { seq, from }) => Position::Deferred { seq, from },
             Ok(Cursor::Snapshot { .. }) => Position::Nothing,
             Err(e) => return Err(ApiError::BadRequest(e.field_error("cursor"))),
         },

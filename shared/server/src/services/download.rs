@@ -35,6 +35,13 @@ pub fn contiguous_len(after: u64, seqs: impl IntoIterator<Item = u64>) -> usize 
 /// How far back a full snapshot reaches for activities and check-ins (PRD 9.3).
 pub const SNAPSHOT_HISTORY_DAYS: i64 = 90;
 
+/// Why a snapshot is sent: the download had no `since`.
+const NO_CURSOR: &str = "no_cursor";
+/// Why a snapshot is sent: the history after the position is no longer kept.
+const CURSOR_TOO_OLD: &str = "cursor_too_old";
+/// Why a snapshot is sent: the position lies past the log's head.
+const CURSOR_AHEAD: &str = "cursor_ahead";
+
 /// The order a full snapshot walks the user's data in.
 const SNAPSHOT_SECTIONS: [EntityKind; 8] = [
     EntityKind::TrainingPlan,
@@ -84,7 +91,7 @@ pub async fn download(
         now,
     };
     let mut result = match since {
-        None => reader.snapshot(None, None, Some("no_cursor")).await?,
+        None => reader.snapshot(None, None, Some(NO_CURSOR)).await?,
         // Later pages of a snapshot: still a resync; the reason was on the first page.
         Some(Since::Cursor(Cursor::Snapshot { head, after })) => {
             reader.snapshot(Some(head), after, None).await?
@@ -107,7 +114,7 @@ pub async fn download(
                     if floor > 1 && first <= floor {
                         // The oldest entry left is already at or after `t`: the
                         // trimmed ones before it may be too, and are gone.
-                        reader.snapshot(None, None, Some("cursor_too_old")).await?
+                        reader.snapshot(None, None, Some(CURSOR_TOO_OLD)).await?
                     } else {
                         // Back up one commit's worth: a commit's entries can become
                         // visible out of order. Never below the floor, though: the
@@ -172,11 +179,14 @@ impl Reader<'_> {
     async fn log(&self, after: u64, deferred_from: Option<u64>) -> Result<PageResult, ApiError> {
         let user = self.user;
         let page = self.store.changes_after(user, after, self.limit).await?;
+        if page.entries.is_empty() && self.ahead_of_log(after).await? {
+            return self.snapshot(None, None, Some(CURSOR_AHEAD)).await;
+        }
         let run = contiguous_len(after, page.entries.iter().map(|e| e.seq));
         if run == 0 && !page.entries.is_empty() {
             // A gap right at the cursor: a commit in flight, or the log was trimmed past it.
             if after.saturating_add(1) < self.store.log_floor(user).await? {
-                return self.snapshot(None, None, Some("cursor_too_old")).await;
+                return self.snapshot(None, None, Some(CURSOR_TOO_OLD)).await;
             }
         }
         let more = page.more || run < page.entries.len();
@@ -218,7 +228,10 @@ impl Reader<'_> {
             && from < self.store.log_floor(self.user).await?
         {
             // The deferred changes were trimmed while the device was away: re-baseline.
-            return self.snapshot(None, None, Some("cursor_too_old")).await;
+            return self.snapshot(None, None, Some(CURSOR_TOO_OLD)).await;
+        }
+        if page.entries.is_empty() && self.ahead_of_log(seq).await? {
+            return self.snapshot(None, None, Some(CURSOR_AHEAD)).await;
         }
         let mut out = Page::default();
         let mut scanned = from - 1;
@@ -264,6 +277,7 @@ impl Reader<'_> {
         reason: Option<&'static str>,
     ) -> Result<PageResult, ApiError> {
         let user = self.user;
+        let cursor_head = head;
         let head = match head {
             Some(head) => head,
             None => self.store.head(user).await?.seq,
@@ -307,7 +321,13 @@ impl Reader<'_> {
                 }
             }
         }
-        // Snapshot done: continue from the log position it started at (may repeat, never misses).
+        // Snapshot done: continue from the log position it started at (may
+        // repeat, never misses), never from past the log's head (a forged
+        // snapshot cursor would skip what comes next).
+        let head = match cursor_head {
+            Some(_) => head.min(self.store.head(user).await?.seq),
+            None => head,
+        };
         Ok(PageResult {
             page: out,
             next: Cursor::Log { seq: head },
@@ -316,6 +336,14 @@ impl Reader<'_> {
             resync_reason: reason,
             deferred_in_page: 0,
         })
+    }
+
+    /// Whether a position that found nothing after it lies past the log's
+    /// head: a forged cursor, or one issued before the table was restored
+    /// from a backup. Continuing from it would skip the changes to come.
+    /// Costs a head read, only on an empty page.
+    async fn ahead_of_log(&self, seq: u64) -> Result<bool, ApiError> {
+        Ok(seq > 0 && seq > self.store.head(self.user).await?.seq)
     }
 
     /// Whether a stored entity belongs in a snapshot (no tombstones, no expired alerts).

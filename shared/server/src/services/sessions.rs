@@ -22,6 +22,14 @@ use trainsync_protocol::wire::{
 pub enum Position {
     /// After this change-log sequence number.
     Seq(u64),
+    /// After `seq`, with the low-priority changes from `from` on deferred
+    /// (they count as pending updates).
+    Deferred {
+        /// Last sequence number seen.
+        seq: u64,
+        /// First deferred sequence number.
+        from: u64,
+    },
     /// After this time.
     Time(DateTime<Utc>),
     /// Nowhere: everything counts as new.
@@ -39,6 +47,14 @@ pub async fn open(
     now: DateTime<Utc>,
 ) -> Result<CheckResponse, ApiError> {
     let head = store.head(user).await?;
+    let position = match position {
+        // A cursor past the log (forged, or the table was restored from a
+        // backup): everything counts as new, so the device downloads and
+        // its download re-baselines it.
+        Position::Seq(seq) | Position::Deferred { seq, .. } if seq > head.seq => Position::Nothing,
+        Position::Deferred { from, .. } => Position::Seq(from - 1),
+        other => other,
+    };
     let labels = changes_after(&head, &position);
     let session = Session {
         sync_id: SyncId::new(),
@@ -73,6 +89,7 @@ fn changes_after(head: &Head, position: &Position) -> Vec<String> {
                 .get(kind.as_str())
                 .is_some_and(|k| match position {
                     Position::Seq(seq) => k.seq > *seq,
+                    Position::Deferred { from, .. } => k.seq >= *from,
                     Position::Time(t) => k.at > *t,
                     Position::Nothing => true,
                 })
