@@ -405,6 +405,13 @@ async fn a_cursor_past_the_head_re_baselines_and_misses_nothing_afterwards() {
             "cellular",
         ),
         (
+            Cursor::Deferred {
+                seq: head + 5,
+                from: 1,
+            },
+            "wifi",
+        ),
+        (
             Cursor::Snapshot {
                 head: head + 100,
                 after: None,

@@ -230,9 +230,6 @@ impl Reader<'_> {
             // The deferred changes were trimmed while the device was away: re-baseline.
             return self.snapshot(None, None, Some(CURSOR_TOO_OLD)).await;
         }
-        if page.entries.is_empty() && self.ahead_of_log(seq).await? {
-            return self.snapshot(None, None, Some(CURSOR_AHEAD)).await;
-        }
         let mut out = Page::default();
         let mut scanned = from - 1;
         let mut past_cursor = false;
@@ -245,6 +242,10 @@ impl Reader<'_> {
             if entry.key.kind.priority() == Priority::Low {
                 out.add(entry);
             }
+        }
+        // The log ended before the cursor's position: it may lie past the head.
+        if !past_cursor && !page.more && scanned < seq && self.ahead_of_log(seq).await? {
+            return self.snapshot(None, None, Some(CURSOR_AHEAD)).await;
         }
         let done = scanned >= seq || past_cursor || !page.more;
         let next = if done {
