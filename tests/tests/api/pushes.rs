@@ -4,21 +4,27 @@
 //! which pushes to a real HTTP push receiver on loopback. One push per live
 //! device, exactly once through outages and replays; nothing for other
 //! alerts; and, end to end through the local stream poller, within seconds.
+//! The ledger's claims: a sender whose claim was taken over cannot finish or
+//! release the new holder's, and a claim left by a crashed invocation is
+//! waited out, not burned through Lambda's few retries.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use aws_lambda_events::event::dynamodb::Event;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use http::{Method, StatusCode};
 use serde_json::json;
-use sync_core::handlers::fanout::fan_out;
+use sync_core::handlers::fanout::{fan_out, fan_out_within};
 use sync_core::push::HttpPushProvider;
+use sync_core::services::fanout::{ManualWait, SEND_RESERVE};
+use sync_core::store::{ClaimHold, ClaimOwner, DeliveryClaim, DeliveryOutcome, DeliveryStore};
 use trainsync_infra::push_receiver::PushReceiver;
 use trainsync_infra::stream_filter::passes;
 use trainsync_infra::stream_poller;
 use trainsync_protocol::cursor::Cursor;
+use trainsync_protocol::domain::UserId;
 use trainsync_tests::{TestContext, config};
 use uuid::Uuid;
 
@@ -296,17 +302,12 @@ async fn concurrent_invocations_of_one_batch_push_each_device_once() {
     let batch = stream_batch(&ctx).await;
     // Duplicate deliveries of one batch racing each other (a re-invocation
     // while the first is still running): the ledger lets one send per device;
-    // the others see the claim in flight and report the record for retry.
+    // the others wait for the claim in flight to end and find it sent,
+    // without reporting the record for retry.
     let responses =
         futures::future::join_all((0..4).map(|_| fan_out(&ctx.state, batch.clone()))).await;
-    let mut retried = responses
-        .iter()
-        .filter(|r| !r.batch_item_failures.is_empty())
-        .count();
-    while retried > 0 {
-        let response = fan_out(&ctx.state, batch.clone()).await;
+    for response in responses {
         assert!(response.batch_item_failures.is_empty(), "{response:?}");
-        retried -= 1;
     }
     assert_eq!(
         per_device(&receiver),
@@ -314,5 +315,197 @@ async fn concurrent_invocations_of_one_batch_push_each_device_once() {
             .into_iter()
             .map(|d| (d.to_owned(), 1))
             .collect()
+    );
+}
+
+// ------------------------------------------------------------------ the ledger's claims
+
+/// The user the ledger tests deliver to.
+fn user() -> UserId {
+    UserId::parse(USER).expect("a valid user id")
+}
+
+/// Claims `alert`'s delivery to the phone at the test clock's time.
+async fn claim_phone(ctx: &TestContext, alert: Uuid) -> DeliveryClaim {
+    ctx.store
+        .claim_delivery(&user(), alert, "phone", ctx.now())
+        .await
+        .expect("the claim")
+}
+
+/// Claims `alert`'s delivery to the phone, which must be free; its owner.
+async fn claimed(ctx: &TestContext, alert: Uuid) -> ClaimOwner {
+    match claim_phone(ctx, alert).await {
+        DeliveryClaim::Claimed(owner) => owner,
+        other => panic!("the claim should be ours: {other:?}"),
+    }
+}
+
+/// When the live claim on `alert`'s phone delivery ends (there must be one).
+async fn lease_end(ctx: &TestContext, alert: Uuid) -> DateTime<Utc> {
+    match claim_phone(ctx, alert).await {
+        DeliveryClaim::InFlight { lease_until } => lease_until,
+        other => panic!("a claim should be in flight: {other:?}"),
+    }
+}
+
+/// A claim taken over: a first owner claimed the phone delivery, its lease
+/// ran out, and a second owner claimed it. Returns both owners and the end of
+/// the second's lease.
+async fn taken_over(ctx: &TestContext, alert: Uuid) -> (ClaimOwner, ClaimOwner, DateTime<Utc>) {
+    let stale = claimed(ctx, alert).await;
+    let stale_lease = lease_end(ctx, alert).await;
+    ctx.clock.set(stale_lease + Duration::seconds(1));
+    let taker = claimed(ctx, alert).await;
+    let taker_lease = lease_end(ctx, alert).await;
+    assert!(taker_lease > stale_lease, "a new lease");
+    (stale, taker, taker_lease)
+}
+
+/// `owner` records the phone delivery of `alert` as sent.
+async fn finish_phone(ctx: &TestContext, alert: Uuid, owner: ClaimOwner) -> ClaimHold {
+    ctx.store
+        .finish_delivery(
+            &user(),
+            alert,
+            "phone",
+            owner,
+            DeliveryOutcome::Sent,
+            ctx.now(),
+        )
+        .await
+        .expect("the finish")
+}
+
+/// `owner` releases the phone delivery of `alert`.
+async fn release_phone(ctx: &TestContext, alert: Uuid, owner: ClaimOwner) -> ClaimHold {
+    ctx.store
+        .release_delivery(&user(), alert, "phone", owner)
+        .await
+        .expect("the release")
+}
+
+/// The fan-out function's properties in template.yaml.
+fn fanout_function() -> serde_yaml::Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let text = std::fs::read_to_string(path).expect("template.yaml");
+    let template: serde_yaml::Value = serde_yaml::from_str(&text).expect("template.yaml parses");
+    template["Resources"]["AlertsFanoutFunction"]["Properties"].clone()
+}
+
+#[tokio::test]
+async fn a_finish_by_an_owner_whose_claim_was_taken_over_leaves_the_new_claim_alone() {
+    let ctx = TestContext::new().await;
+    let alert = Uuid::new_v4();
+    let (stale, taker, taker_lease) = taken_over(&ctx, alert).await;
+
+    assert_eq!(finish_phone(&ctx, alert, stale).await, ClaimHold::Lost);
+    assert_eq!(
+        lease_end(&ctx, alert).await,
+        taker_lease,
+        "the new holder's claim is unchanged and still in flight"
+    );
+    assert_eq!(finish_phone(&ctx, alert, taker).await, ClaimHold::Held);
+    assert_eq!(claim_phone(&ctx, alert).await, DeliveryClaim::Done);
+    assert_eq!(
+        finish_phone(&ctx, alert, stale).await,
+        ClaimHold::Lost,
+        "nor can it rewrite the finished record"
+    );
+}
+
+#[tokio::test]
+async fn a_release_by_an_owner_whose_claim_was_taken_over_leaves_the_new_claim_alone() {
+    let ctx = TestContext::new().await;
+    let alert = Uuid::new_v4();
+    let (stale, taker, taker_lease) = taken_over(&ctx, alert).await;
+
+    assert_eq!(release_phone(&ctx, alert, stale).await, ClaimHold::Lost);
+    assert_eq!(
+        lease_end(&ctx, alert).await,
+        taker_lease,
+        "the new holder's claim is still there: nobody else may send"
+    );
+    assert_eq!(release_phone(&ctx, alert, taker).await, ClaimHold::Held);
+    claimed(&ctx, alert).await;
+}
+
+#[tokio::test]
+async fn a_claim_left_by_a_crashed_invocation_is_pushed_once_by_the_retry_after_its_lease() {
+    let (ctx, receiver) = pushing().await;
+    live_device(&ctx, "phone").await;
+    live_device(&ctx, "tablet").await;
+    ctx.clock.advance(Duration::minutes(1));
+    let alert_id = Uuid::new_v4();
+    ctx.ingest_for(
+        USER,
+        json!({"alerts": [alert(alert_id, "injury_risk", "critical", RAISED_AT, None)]}),
+    )
+    .await;
+    let batch = stream_batch(&ctx).await;
+    // An invocation claimed the phone's delivery and died before sending.
+    claimed(&ctx, alert_id).await;
+
+    // Lambda's retry comes after the lease: it takes the claim over.
+    ctx.clock
+        .set(lease_end(&ctx, alert_id).await + Duration::seconds(1));
+    let response = fan_out(&ctx.state, batch.clone()).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let expected = BTreeMap::from([("phone".to_owned(), 1), ("tablet".to_owned(), 1)]);
+    assert_eq!(per_device(&receiver), expected);
+
+    let again = fan_out(&ctx.state, batch).await;
+    assert!(again.batch_item_failures.is_empty(), "{again:?}");
+    assert_eq!(per_device(&receiver), expected, "a replay pushes nothing");
+}
+
+#[tokio::test]
+async fn quick_retries_while_a_crashed_invocation_holds_a_claim_neither_give_up_nor_push_twice() {
+    let (ctx, receiver) = pushing().await;
+    live_device(&ctx, "phone").await;
+    live_device(&ctx, "tablet").await;
+    ctx.clock.advance(Duration::minutes(1));
+    let alert_id = Uuid::new_v4();
+    ctx.ingest_for(
+        USER,
+        json!({"alerts": [alert(alert_id, "injury_risk", "critical", RAISED_AT, None)]}),
+    )
+    .await;
+    let batch = stream_batch(&ctx).await;
+    // An invocation claimed the phone's delivery and timed out before sending.
+    claimed(&ctx, alert_id).await;
+
+    // Lambda retries the record at once, each time with the function's
+    // whole timeout, up to the mapping's retry limit; then it gives the
+    // record up to the failure queue. Time passes only while an invocation
+    // waits (the test clock moves instead of sleeping).
+    let function = fanout_function();
+    let timeout = function["Timeout"].as_u64().expect("the timeout");
+    let retries = function["Events"]["AlertStream"]["Properties"]["MaximumRetryAttempts"]
+        .as_u64()
+        .expect("MaximumRetryAttempts");
+    let waiting = StdDuration::from_secs(timeout).saturating_sub(SEND_RESERVE);
+    let mut failed_invocations = 0;
+    loop {
+        let waits = ManualWait::within(&ctx.clock, waiting);
+        let response = fan_out_within(&ctx.state, batch.clone(), &waits).await;
+        assert_eq!(
+            per_device(&receiver).get("tablet"),
+            Some(&1),
+            "the other devices are pushed at once, not held up by the wait"
+        );
+        if response.batch_item_failures.is_empty() {
+            break;
+        }
+        failed_invocations += 1;
+        assert!(
+            failed_invocations <= retries,
+            "{failed_invocations} failed invocations: the alert went to the failure queue; pushes: {:?}",
+            per_device(&receiver)
+        );
+    }
+    assert_eq!(
+        per_device(&receiver),
+        BTreeMap::from([("phone".to_owned(), 1), ("tablet".to_owned(), 1)])
     );
 }

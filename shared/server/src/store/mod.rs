@@ -24,7 +24,7 @@ mod types;
 pub use change_log::{
     ChangeLogStore, ChangePage, Commit, CommitOutcome, KindQuery, RequestCompletion, SnapshotPage,
 };
-pub use deliveries::{DeliveryClaim, DeliveryOutcome, DeliveryStore};
+pub use deliveries::{ClaimHold, ClaimOwner, DeliveryClaim, DeliveryOutcome, DeliveryStore};
 pub use devices::{DeviceRecord, DeviceRefusal, DeviceRegistration, DeviceStore};
 pub use logins::{LoginStore, Rotation, StoredLogin};
 pub use reference::ReferenceStore;
