@@ -2116,7 +2116,8 @@ fn every_response_has_the_documented_headers() {
     assert_eq!(large.headers()["content-encoding"], "gzip");
     assert!(matches!(large.body(), Body::Binary(_)));
 
-    let encodings = &SPEC.doc["components"]["parameters"]["ContentEncoding"]["schema"]["enum"];
+    // Request bodies: the encodings the description names are the decoded ones.
+    let encodings = &SPEC.doc["info"]["x-request-content-encodings"];
     for encoding in as_array(encodings) {
         let encoding = encoding.as_str().expect("a string");
         let body = if encoding.contains("gzip") {
@@ -2337,6 +2338,145 @@ fn examples_fit_their_schemas_and_types() {
     let mut found = 0;
     walk(&SPEC.doc, "", &mut found);
     assert!(found >= 30, "only {found} examples found");
+}
+
+#[test]
+fn no_operation_declares_how_its_body_is_encoded() {
+    // `Content-Encoding` (and `Content-Type`) say how a body is sent; as
+    // parameters, a fuzzer sends `Content-Encoding: gzip` with a plain body
+    // and expects it to be accepted.
+    let mut operations = 0;
+    for (path, item) in as_object(&SPEC.doc["paths"]) {
+        for (method, op) in as_object(item) {
+            operations += 1;
+            let parameters = op.get("parameters").map(as_array).into_iter().flatten();
+            for parameter in parameters.map(|p| SPEC.resolve(p)) {
+                let name = parameter["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
+                assert!(
+                    !(parameter["in"] == "header"
+                        && (name == "content-encoding" || name == "content-type")),
+                    "{method} {path} declares the header {name} as a parameter"
+                );
+            }
+        }
+    }
+    assert_eq!(operations, Endpoint::ALL.len());
+    assert!(
+        SPEC.doc["components"]["parameters"]
+            .get("ContentEncoding")
+            .is_none()
+    );
+}
+
+/// Every string under a key ending in `cursor` in the examples in `node`,
+/// with where it is.
+fn example_cursors<'a>(
+    node: &'a Value,
+    at: String,
+    in_example: bool,
+    found: &mut Vec<(String, &'a str)>,
+) {
+    match node {
+        Value::Object(map) => {
+            for (key, value) in map {
+                let inside = in_example || key == "example";
+                match value.as_str() {
+                    Some(text) if inside && key.ends_with("cursor") => {
+                        found.push((format!("{at}/{key}"), text));
+                    }
+                    _ => example_cursors(value, format!("{at}/{key}"), inside, found),
+                }
+            }
+        }
+        Value::Array(list) => {
+            for (i, value) in list.iter().enumerate() {
+                example_cursors(value, format!("{at}/{i}"), in_example, found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn examples_are_values_the_server_accepts_from_the_dev_token() {
+    use trainsync_infra::local_config::{DEV_DEVICE, DEV_USER};
+    use trainsync_protocol::cursor::{Cursor, Since};
+
+    // The cursors of every example are cursors the server issues to the
+    // dev user, so a client (or a fuzzer) sending them gets no 400.
+    let mut cursors = Vec::new();
+    example_cursors(&SPEC.doc, String::new(), false, &mut cursors);
+    assert!(cursors.len() >= 7, "only {} example cursors", cursors.len());
+    for (at, cursor) in &cursors {
+        assert!(
+            Cursor::decode(cursor, DEV_USER).is_ok(),
+            "{at}: {cursor} is not a cursor the server issues to {DEV_USER}"
+        );
+    }
+    let since = as_array(&SPEC.doc["paths"]["/sync/download"]["get"]["parameters"])
+        .iter()
+        .find(|p| p["name"] == "since")
+        .expect("a since parameter");
+    let since = since["example"].as_str().expect("an example since");
+    assert!(
+        Since::parse(since, DEV_USER).is_ok(),
+        "since example {since}"
+    );
+
+    // The ids a request checks against the token are the dev token's.
+    let check = &SPEC.doc["paths"]["/sync/check"]["post"]["requestBody"]["content"]["application/json"]
+        ["example"];
+    assert_eq!(check["user_id"], DEV_USER);
+    assert_eq!(check["device_id"], DEV_DEVICE);
+    let register = as_array(&SPEC.doc["paths"]["/devices/{device_id}"]["put"]["parameters"])
+        .iter()
+        .map(|p| SPEC.resolve(p))
+        .find(|p| p["name"] == "device_id")
+        .expect("a device_id parameter");
+    assert_eq!(register["example"], DEV_DEVICE);
+}
+
+/// The `values` of `[dictionaries.<name>]` in the contract run's Schemathesis
+/// configuration (one-line string arrays, as written there).
+fn contract_dictionary(name: &str) -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/schemathesis.toml");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let header = format!("[dictionaries.{name}]");
+    let line = text
+        .lines()
+        .skip_while(|line| line.trim() != header)
+        .find(|line| line.trim_start().starts_with("values"))
+        .unwrap_or_else(|| panic!("{path}: no values for {header}"));
+    line.split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_contract_runs_cursors_are_issued_ones() {
+    use trainsync_infra::local_config::{DEV_DEVICE, DEV_USER};
+    use trainsync_protocol::cursor::{Cursor, Since};
+
+    let cursors = contract_dictionary("cursors");
+    assert!(!cursors.is_empty());
+    for cursor in &cursors {
+        assert!(
+            Cursor::decode(cursor, DEV_USER).is_ok(),
+            "{cursor} is not a cursor the server issues to {DEV_USER}"
+        );
+    }
+    let since = contract_dictionary("since");
+    assert!(cursors.iter().all(|c| since.contains(c)));
+    for value in &since {
+        assert!(Since::parse(value, DEV_USER).is_ok(), "since {value}");
+    }
+    assert_eq!(contract_dictionary("user"), [DEV_USER]);
+    assert_eq!(contract_dictionary("device"), [DEV_DEVICE]);
 }
 
 // ------------------------------------------------------------------ the checker

@@ -28,16 +28,25 @@ fn parse_network(raw: Option<String>) -> Result<Network, ApiError> {
 }
 
 fn parse_plan_version(raw: Option<String>) -> Result<Option<u64>, ApiError> {
-    match raw.filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some(text) => text.parse::<u64>().map(Some).map_err(|_| {
-            ApiError::bad_request(
-                "plan_version",
-                FieldErrorCode::InvalidType,
-                "plan_version must be the whole version number of the plan the device holds",
-            )
-        }),
+    let Some(text) = raw.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let version = text.parse::<u64>().map_err(|_| {
+        ApiError::bad_request(
+            "plan_version",
+            FieldErrorCode::InvalidType,
+            "plan_version must be the whole version number of the plan the device holds",
+        )
+    })?;
+    // The contract's integers are int64: no plan version lies beyond.
+    if i64::try_from(version).is_err() {
+        return Err(ApiError::bad_request(
+            "plan_version",
+            FieldErrorCode::OutOfRange,
+            "plan_version must be at most 2^63 - 1",
+        ));
     }
+    Ok(Some(version))
 }
 
 pub(super) async fn download(
@@ -76,5 +85,24 @@ mod tests {
     fn limits_are_checked() {
         assert!(parse_network(Some("cellular".into())).is_ok());
         assert!(parse_network(Some("5g".into())).is_err());
+    }
+
+    #[test]
+    fn plan_versions_are_int64_whole_numbers() {
+        assert_eq!(parse_plan_version(None).ok(), Some(None));
+        assert_eq!(parse_plan_version(Some(String::new())).ok(), Some(None));
+        assert_eq!(
+            parse_plan_version(Some(i64::MAX.to_string())).ok(),
+            Some(Some(i64::MAX as u64))
+        );
+        let code = |text: &str| match parse_plan_version(Some(text.into())) {
+            Err(ApiError::BadRequest(error)) => Some(error.code),
+            _ => None,
+        };
+        assert_eq!(
+            code("9223372036854775808"),
+            Some(FieldErrorCode::OutOfRange)
+        );
+        assert_eq!(code("1.5"), Some(FieldErrorCode::InvalidType));
     }
 }
