@@ -43,7 +43,8 @@ pub enum Command {
     /// credentials: print its first token pair (24-hour access token and a
     /// one-use refresh token) as JSON. The device's earlier login stops
     /// working and a logout of the device is lifted. Same environment as
-    /// ingest, plus JWT_SIGNING_KEY / JWT_SIGNING_KID with RS256.
+    /// ingest, plus JWT_SIGNING_KMS_KEY_ID (or JWT_SIGNING_KEY) and
+    /// JWT_SIGNING_KID with RS256.
     Login(LoginArgs),
 }
 

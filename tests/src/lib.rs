@@ -160,7 +160,7 @@ impl TestContext {
         state.brain = false;
         // Tests pin DynamoDB round trips through the response header.
         state.request_count_header = true;
-        state.tokens = sync_core::auth::issuer::TokenIssuer::from_config(&config)
+        state.tokens = sync_core::auth::issuer::TokenIssuer::from_config(&config, None)
             .expect("token issuer")
             .map(Arc::new);
         Self {

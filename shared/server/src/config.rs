@@ -16,29 +16,50 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Whether the reference brain recomputes training load (`BRAIN`: `reference`, the default, or `off`).
     pub brain: bool,
-    /// The RS256 key tokens are issued with (`JWT_SIGNING_KEY`, PEM, and
-    /// `JWT_SIGNING_KID`); with HS256 the secret signs.
+    /// The RS256 key tokens are issued with (`JWT_SIGNING_KMS_KEY_ID` or
+    /// `JWT_SIGNING_KEY`, with `JWT_SIGNING_KID`); with HS256 the secret signs.
     pub signing_key: Option<SigningKey>,
     /// Where critical-alert pushes go (`PUSH_PROVIDER`).
     pub push: PushConfig,
 }
 
-/// A private key for issuing RS256 tokens (its public half is in the JWKS).
+/// The key RS256 access tokens are signed with (its public half is in the JWKS).
 #[derive(Clone, PartialEq, Eq)]
-pub struct SigningKey {
-    /// PKCS#8 or PKCS#1 PEM.
-    pub pem: String,
-    /// The `kid` the JWKS lists it under.
-    pub kid: String,
+pub enum SigningKey {
+    /// An asymmetric KMS key (`JWT_SIGNING_KMS_KEY_ID`: key id, key ARN or
+    /// alias; RSA_2048 or larger, SIGN_VERIFY): every token is one `kms:Sign`
+    /// call and the private key never leaves KMS. Deployed functions use this.
+    Kms {
+        /// The key id, key ARN or alias name.
+        key_id: String,
+        /// The `kid` the JWKS lists its public key under.
+        kid: String,
+    },
+    /// A private key in PKCS#8 or PKCS#1 PEM, held in memory
+    /// (`JWT_SIGNING_KEY`): local runs and tests.
+    Pem {
+        /// The PEM text.
+        pem: String,
+        /// The `kid` the JWKS lists its public key under.
+        kid: String,
+    },
 }
 
 impl std::fmt::Debug for SigningKey {
-    // Never print the key.
+    // Never print the private key (a KMS key id is not a secret).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("pem", &"<redacted>")
-            .field("kid", &self.kid)
-            .finish()
+        match self {
+            SigningKey::Kms { key_id, kid } => f
+                .debug_struct("Kms")
+                .field("key_id", key_id)
+                .field("kid", kid)
+                .finish(),
+            SigningKey::Pem { kid, .. } => f
+                .debug_struct("Pem")
+                .field("pem", &"<redacted>")
+                .field("kid", kid)
+                .finish(),
+        }
     }
 }
 
@@ -199,11 +220,30 @@ impl Config {
                 });
             }
         };
-        let signing_key = match (get("JWT_SIGNING_KEY"), get("JWT_SIGNING_KID")) {
-            (None, None) => None,
-            (Some(pem), Some(kid)) => Some(SigningKey { pem, kid }),
-            (Some(_), None) => return Err(ConfigError::Missing("JWT_SIGNING_KID")),
-            (None, Some(_)) => return Err(ConfigError::Missing("JWT_SIGNING_KEY")),
+        let signing_key = match (
+            get("JWT_SIGNING_KMS_KEY_ID"),
+            get("JWT_SIGNING_KEY"),
+            get("JWT_SIGNING_KID"),
+        ) {
+            (Some(_), Some(_), _) => {
+                return Err(ConfigError::Invalid {
+                    var: "JWT_SIGNING_KMS_KEY_ID",
+                    reason: "set either JWT_SIGNING_KMS_KEY_ID (a KMS key) or JWT_SIGNING_KEY \
+                             (a PEM private key), not both"
+                        .into(),
+                });
+            }
+            (None, None, None) => None,
+            (Some(key_id), None, Some(kid)) => Some(SigningKey::Kms { key_id, kid }),
+            (None, Some(pem), Some(kid)) => Some(SigningKey::Pem { pem, kid }),
+            (Some(_), None, None) | (None, Some(_), None) => {
+                return Err(ConfigError::Missing("JWT_SIGNING_KID"));
+            }
+            (None, None, Some(_)) => {
+                return Err(ConfigError::Missing(
+                    "JWT_SIGNING_KMS_KEY_ID or JWT_SIGNING_KEY",
+                ));
+            }
         };
         let push = match get("PUSH_PROVIDER").as_deref() {
             None | Some("off") => PushConfig::Off,
@@ -328,6 +368,45 @@ mod tests {
         vars.push(("JWT_SIGNING_KID", "k1"));
         let config = Config::from_lookup(lookup(&vars)).unwrap();
         assert!(!format!("{config:?}").contains("BEGIN PRIVATE KEY"));
+    }
+
+    #[test]
+    fn a_kms_signing_key_needs_its_kid_and_excludes_a_pem_key() {
+        let mut vars = BASE.to_vec();
+        vars.push(("JWKS_URL", "https://example.com/jwks.json"));
+        vars.push(("JWT_SIGNING_KMS_KEY_ID", "alias/trainsync-signing"));
+        assert_eq!(
+            Config::from_lookup(lookup(&vars)),
+            Err(ConfigError::Missing("JWT_SIGNING_KID"))
+        );
+        vars.push(("JWT_SIGNING_KID", "k1"));
+        assert_eq!(
+            Config::from_lookup(lookup(&vars)).unwrap().signing_key,
+            Some(SigningKey::Kms {
+                key_id: "alias/trainsync-signing".into(),
+                kid: "k1".into()
+            })
+        );
+        vars.push(("JWT_SIGNING_KEY", "-----BEGIN PRIVATE KEY-----"));
+        assert!(matches!(
+            Config::from_lookup(lookup(&vars)),
+            Err(ConfigError::Invalid {
+                var: "JWT_SIGNING_KMS_KEY_ID",
+                ..
+            })
+        ));
+        let kid_only = [
+            BASE.as_slice(),
+            &[("JWT_SECRET", "0123456789abcdef0123456789abcdef")],
+            &[("JWT_SIGNING_KID", "k1")],
+        ]
+        .concat();
+        assert_eq!(
+            Config::from_lookup(lookup(&kid_only)),
+            Err(ConfigError::Missing(
+                "JWT_SIGNING_KMS_KEY_ID or JWT_SIGNING_KEY"
+            ))
+        );
     }
 
     #[test]

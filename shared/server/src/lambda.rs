@@ -1,6 +1,6 @@
 //! The composition root: the one place configuration becomes a wired
-//! [`AppState`] (DynamoDB, verifier, token issuer, push provider, clock), and
-//! the entry points every function binary calls.
+//! [`AppState`] (DynamoDB, verifier, token issuer and its KMS client, push
+//! provider, clock), and the entry points every function binary calls.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use lambda_http::{Error, Request, service_fn};
 use crate::auth::Verifier;
 use crate::auth::issuer::TokenIssuer;
 use crate::clock::SystemClock;
-use crate::config::{Config, PushConfig};
+use crate::config::{Config, PushConfig, SigningKey};
 use crate::handlers::{Endpoint, dispatch_among, handle};
 use crate::push::{HttpPushProvider, PushProvider, SnsPushProvider};
 use crate::state::{AppState, StartupError};
@@ -27,7 +27,10 @@ pub async fn build_state(config: Config) -> Result<AppState, StartupError> {
         Arc::new(SystemClock),
     );
     state.brain = config.brain;
-    state.tokens = TokenIssuer::from_config(&config)?.map(Arc::new);
+    // A KMS signing key signs through one client, built here once per cold start.
+    let kms = matches!(config.signing_key, Some(SigningKey::Kms { .. }))
+        .then(|| aws_sdk_kms::Client::new(&sdk));
+    state.tokens = TokenIssuer::from_config(&config, kms)?.map(Arc::new);
     state.push = push_provider(&config, &sdk);
     Ok(state)
 }
@@ -61,7 +64,7 @@ pub async fn serve(endpoint: Endpoint) -> Result<(), Error> {
     let state = cold_start(endpoint.path()).await?;
     // Fail at deploy time, not on every refresh request.
     if endpoint == Endpoint::AuthRefresh && state.tokens.is_none() {
-        return Err("POST /auth/refresh issues tokens: with JWKS_URL set JWT_SIGNING_KEY and JWT_SIGNING_KID".into());
+        return Err("POST /auth/refresh issues tokens: with JWKS_URL set JWT_SIGNING_KMS_KEY_ID and JWT_SIGNING_KID".into());
     }
     let state = &state;
     lambda_http::run(service_fn(move |req: Request| async move {

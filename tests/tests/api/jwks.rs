@@ -144,19 +144,19 @@ async fn access_tokens_issued_with_the_signing_key_verify_against_the_key_set() 
         push: PushConfig::Off,
     };
     assert!(
-        TokenIssuer::from_config(&config).unwrap().is_none(),
+        TokenIssuer::from_config(&config, None).unwrap().is_none(),
         "RS256 without a signing key issues nothing"
     );
-    config.signing_key = Some(SigningKey {
+    config.signing_key = Some(SigningKey::Pem {
         pem: "not a key".into(),
         kid: "test-key-1".into(),
     });
-    assert!(TokenIssuer::from_config(&config).is_err());
-    config.signing_key = Some(SigningKey {
+    assert!(TokenIssuer::from_config(&config, None).is_err());
+    config.signing_key = Some(SigningKey::Pem {
         pem: PRIVATE_KEY.into(),
         kid: "test-key-1".into(),
     });
-    let issuer = TokenIssuer::from_config(&config).unwrap().unwrap();
+    let issuer = TokenIssuer::from_config(&config, None).unwrap().unwrap();
     let login = uuid::Uuid::new_v4();
     let (token, expires_at) = issuer
         .access_token(
@@ -165,6 +165,7 @@ async fn access_tokens_issued_with_the_signing_key_verify_against_the_key_set() 
             login,
             Utc::now(),
         )
+        .await
         .unwrap();
     assert!(expires_at > Utc::now() + Duration::hours(23));
     let caller = verifier(&url)

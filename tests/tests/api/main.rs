@@ -15,6 +15,7 @@ mod idempotency;
 mod ingest;
 mod isolation;
 mod jwks;
+mod kms_signing;
 mod lambda_event;
 mod openapi;
 mod outage;

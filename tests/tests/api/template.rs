@@ -2,13 +2,15 @@
 //! the table SAM deploys, every endpoint has its function and route, the
 //! ingest function has none, the alert fan-out reads exactly the stream
 //! records the code expects, the push and signing settings reach the code in
-//! a shape it accepts, and every function's policy stays on the table, its
-//! key and (with pushes on) SNS endpoints.
+//! a shape it accepts, no function's environment holds a secret, and every
+//! function's policy stays on the table, its key, (with pushes on) the SNS
+//! endpoints of the configured applications and (the refresh function only)
+//! the access-token signing key.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_yaml::Value;
-use sync_core::config::{Config, PushConfig};
+use sync_core::config::{AuthConfig, Config, PushConfig, SigningKey};
 use sync_core::handlers::Endpoint;
 use sync_core::store::dynamo::schema;
 use trainsync_infra::stream_filter::FANOUT_FILTER_PATTERN;
@@ -55,6 +57,12 @@ const FANOUT_BINARY: &str = "alerts-fanout";
 
 /// The functions that talk to the push provider (and so get its settings).
 const PUSH_BINARIES: [&str; 3] = ["devices", "auth-refresh", FANOUT_BINARY];
+
+/// Each push platform's condition and application ARN parameter.
+const PLATFORM_PARAMETERS: [(&str, &str); 2] = [
+    ("HasApns", "ApnsPlatformApplicationArn"),
+    ("HasFcm", "FcmPlatformApplicationArn"),
+];
 
 /// The endpoints `binary` serves, in `Endpoint::ALL` order.
 fn endpoints_of(binary: &str) -> Vec<Endpoint> {
@@ -488,7 +496,11 @@ fn every_function_policy_stays_on_the_table_and_its_key() {
     let table = "!GetAtt SyncTable.Arn";
     let index = "!Sub ${SyncTable.Arn}/index/*";
     let key = "!GetAtt TableKey.Arn";
-    let endpoints = "!Sub arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:endpoint/*";
+    let endpoints = PLATFORM_PARAMETERS.map(|(condition, parameter)| {
+        format!(
+            "!If {condition} !Join  !Join :endpoint/ !Split :app/ !Ref {parameter} /* !Ref AWS::NoValue"
+        )
+    });
     let applications = [
         "!If HasApns !Ref ApnsPlatformApplicationArn !Ref AWS::NoValue",
         "!If HasFcm !Ref FcmPlatformApplicationArn !Ref AWS::NoValue",
@@ -527,6 +539,21 @@ fn every_function_policy_stays_on_the_table_and_its_key() {
                             "{name} {sid}: {action} on {resource}"
                         );
                     }
+                } else if action == "kms:Sign" {
+                    // Access tokens: the refresh function alone signs, with
+                    // the configured key and the algorithm the code uses.
+                    assert_eq!(binary, "auth-refresh", "{name} {sid}: {action}");
+                    assert_eq!(condition, Some("HasSigningKey"), "{name} {sid}");
+                    assert_eq!(resources, ["!Ref SigningKmsKeyArn"], "{name} {sid}");
+                    let only = &statement["Condition"]["StringEquals"];
+                    assert_eq!(
+                        (
+                            only["kms:SigningAlgorithm"].as_str(),
+                            only["kms:MessageType"].as_str()
+                        ),
+                        (Some("RSASSA_PKCS1_V1_5_SHA_256"), Some("RAW")),
+                        "{name} {sid}"
+                    );
                 } else if action.starts_with("kms:") {
                     assert_eq!(condition, None, "{name} {sid}");
                     assert_eq!(resources, [key], "{name} {sid}: {action}");
@@ -546,7 +573,8 @@ fn every_function_policy_stays_on_the_table_and_its_key() {
                         // Only the configured platform applications.
                         assert_eq!(resources, applications, "{name} {sid}: {action}");
                     } else {
-                        assert_eq!(resources, [endpoints], "{name} {sid}: {action}");
+                        // Only endpoints of the configured applications.
+                        assert_eq!(resources, endpoints, "{name} {sid}: {action}");
                     }
                 } else {
                     panic!("{name} {sid}: unexpected action {action}");
@@ -712,9 +740,11 @@ fn the_fanout_takes_only_critical_alerts_from_the_stream_and_keeps_failures() {
 
 // ------------------------------------------------------------------ settings
 
-/// Evaluates the intrinsics the settings use (`!Ref`, `!If`, a one-argument
-/// `!Sub`, and the condition functions) for given parameter values; `None`
-/// is `AWS::NoValue`, a resource's `!Ref` its logical id in angle brackets.
+/// Evaluates the intrinsics the settings and policies use (`!Ref`,
+/// `!GetAtt`, `!If`, a one-argument `!Sub`, `!Join` of a list or a `!Split`,
+/// and the condition functions) for given parameter values; `None` is
+/// `AWS::NoValue`, a resource (or its attribute) its logical id (and
+/// attribute) in angle brackets.
 struct Stack<'a> {
     template: &'a Value,
     params: BTreeMap<String, String>,
@@ -773,6 +803,15 @@ impl<'a> Stack<'a> {
                     let name = args[0].as_str().expect("a condition name");
                     self.value(&args[if self.condition(name) { 1 } else { 2 }])
                 }
+                "!GetAtt" => Some(format!(
+                    "<{}>",
+                    tagged.value.as_str().expect("Resource.Attribute")
+                )),
+                "!Join" => {
+                    let args = tagged.value.as_sequence().expect("!Join [delimiter, list]");
+                    let delimiter = args[0].as_str().expect("a delimiter");
+                    Some(self.list(&args[1]).join(delimiter))
+                }
                 "!Sub" => {
                     let mut text = tagged.value.as_str().expect("one-argument !Sub").to_owned();
                     while let Some(start) = text.find("${") {
@@ -786,6 +825,23 @@ impl<'a> Stack<'a> {
                 other => panic!("cannot evaluate {other}"),
             },
             other => panic!("cannot evaluate {other:?}"),
+        }
+    }
+
+    /// A list: a sequence of values (`AWS::NoValue` dropped) or a `!Split`.
+    fn list(&self, value: &Value) -> Vec<String> {
+        match value {
+            Value::Sequence(items) => items.iter().filter_map(|v| self.value(v)).collect(),
+            Value::Tagged(tagged) if tagged.tag == "Split" => {
+                let args = tagged
+                    .value
+                    .as_sequence()
+                    .expect("!Split [delimiter, text]");
+                let delimiter = args[0].as_str().expect("a delimiter");
+                let text = self.value(&args[1]).expect("a text to split");
+                text.split(delimiter).map(str::to_owned).collect()
+            }
+            other => panic!("not a list: {other:?}"),
         }
     }
 
@@ -908,35 +964,178 @@ fn push_settings_reach_the_code_in_a_shape_it_accepts() {
                     (false, "CreatePlatformEndpoint") => {
                         assert_eq!(granted, configured, "{name}: sns:{action}")
                     }
-                    (false, _) => assert_eq!(granted.len(), 1, "{name}: sns:{action}"),
+                    (false, _) => assert_eq!(
+                        granted,
+                        endpoint_grants(&configured),
+                        "{name}: sns:{action}"
+                    ),
                 }
             }
         }
     }
 }
 
+/// What the endpoint grants should be for the configured application ARNs:
+/// SNS names the endpoints of `arn:…:app/<PLATFORM>/<name>`
+/// `arn:…:endpoint/<PLATFORM>/<name>/<id>`.
+fn endpoint_grants(applications: &[String]) -> Vec<String> {
+    applications
+        .iter()
+        .map(|arn| format!("{}/*", arn.replacen(":app/", ":endpoint/", 1)))
+        .collect()
+}
+
+/// Whether IAM resource `pattern` (with at most a trailing `*`) covers `arn`.
+fn covers(pattern: &str, arn: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => {
+            assert!(!prefix.contains('*'), "{pattern}: one trailing wildcard");
+            arn.starts_with(prefix)
+        }
+        None => pattern == arn,
+    }
+}
+
+/// With pushes on, the SNS endpoint permissions (create or update, delete,
+/// publish) of every function reach the endpoints of the stack's own
+/// platform applications only: not another application's in the account,
+/// nor a platform left unconfigured.
 #[test]
-fn the_refresh_function_gets_the_signing_key_from_secrets_manager() {
+fn sns_endpoint_permissions_reach_only_the_configured_applications_endpoints() {
     let template = template();
-    let secret = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:trainsync-signing-AbCdEf";
-    let set = [("SigningKeySecretArn", secret), ("SigningKeyId", "k-2025")];
-    let unset = [("SigningKeySecretArn", ""), ("SigningKeyId", "")];
+    let account = "arn:aws:sns:eu-central-1:123456789012";
+    let apns = format!("{account}:app/APNS/trainsync");
+    let fcm = format!("{account}:app/GCM/trainsync");
+    let endpoint = |platform: &str, app: &str| {
+        format!("{account}:endpoint/{platform}/{app}/5e0c2bd8-7a1f-3c39-9d8e-0f2b6c4a1d77")
+    };
+    let own_apns = endpoint("APNS", "trainsync");
+    let own_fcm = endpoint("GCM", "trainsync");
+    let foreign = [
+        endpoint("APNS", "another-app"),
+        endpoint("GCM", "trainsync-staging"),
+        endpoint("APNS_SANDBOX", "trainsync"),
+        "arn:aws:sns:eu-central-1:210987654321:endpoint/GCM/trainsync/5e0c2bd8".to_owned(),
+    ];
+    for (apns, fcm) in [(apns.as_str(), ""), ("", fcm.as_str()), (&apns, &fcm)] {
+        let stack = Stack::new(
+            &template,
+            &[
+                ("ApnsPlatformApplicationArn", apns),
+                ("FcmPlatformApplicationArn", fcm),
+            ],
+        );
+        for (name, function) in resources_of_type(&template, "AWS::Serverless::Function") {
+            let binary = function["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .expect("a binary");
+            for action in sns_actions(binary) {
+                let action = format!("sns:{action}");
+                let granted = stack.granted(name, function, &action);
+                if action == "sns:CreatePlatformEndpoint" {
+                    let configured: Vec<String> = [apns, fcm]
+                        .into_iter()
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                    assert_eq!(granted, configured, "{name}: {action}");
+                    continue;
+                }
+                let allows = |arn: &str| granted.iter().any(|pattern| covers(pattern, arn));
+                assert_eq!(allows(&own_apns), !apns.is_empty(), "{name}: {action} APNs");
+                assert_eq!(allows(&own_fcm), !fcm.is_empty(), "{name}: {action} FCM");
+                for other in &foreign {
+                    assert!(!allows(other), "{name}: {action} reaches {other}");
+                }
+            }
+        }
+    }
+}
+
+/// No function's environment resolves a secret (a dynamic reference to
+/// Secrets Manager or a SecureString parameter lands in the plain-text
+/// configuration anyone with lambda:GetFunctionConfiguration reads) or holds
+/// a key: the refresh function names its KMS key, which signs inside KMS.
+#[test]
+fn no_function_environment_holds_a_secret() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
+        .expect("template.yaml");
+    for reference in ["resolve:secretsmanager", "resolve:ssm-secure"] {
+        assert!(
+            !text.contains(reference),
+            "template.yaml uses {{{{{reference}"
+        );
+    }
+    let template = template();
+    let key = "arn:aws:kms:eu-central-1:123456789012:key/0b7e6a52-3c1e-4a57-9b0e-2d4a8f1e7c11";
+    let stack = Stack::new(
+        &template,
+        &[
+            ("SigningKmsKeyArn", key),
+            ("SigningKeyId", "k-2026"),
+            (
+                "ApnsPlatformApplicationArn",
+                "arn:aws:sns:eu-central-1:123456789012:app/APNS/trainsync",
+            ),
+        ],
+    );
+    for (name, function) in resources_of_type(&template, "AWS::Serverless::Function") {
+        let environment = stack.environment(function);
+        for (variable, value) in &environment {
+            assert!(
+                !value.contains("{{resolve:") && !value.contains("PRIVATE KEY"),
+                "{name}: {variable} holds a secret"
+            );
+        }
+        for secret in ["JWT_SECRET", "JWT_SIGNING_KEY"] {
+            assert!(!environment.contains_key(secret), "{name}: {secret}");
+        }
+        let config = config_of(name, &environment);
+        assert!(
+            matches!(config.auth, AuthConfig::Rs256Jwks { .. }),
+            "{name} verifies against the JWKS"
+        );
+        assert!(
+            !matches!(config.signing_key, Some(SigningKey::Pem { .. })),
+            "{name}: a private key in the environment"
+        );
+    }
+}
+
+/// The refresh function (and no other) signs access tokens with the KMS key
+/// of `SigningKmsKeyArn`: its environment names the key and kid, and its
+/// policy alone allows `kms:Sign`, on exactly that key.
+#[test]
+fn only_the_refresh_function_signs_and_only_with_the_parameters_kms_key() {
+    let template = template();
+    let key = "arn:aws:kms:eu-central-1:123456789012:key/0b7e6a52-3c1e-4a57-9b0e-2d4a8f1e7c11";
+    let set = [("SigningKmsKeyArn", key), ("SigningKeyId", "k-2026")];
+    let unset = [("SigningKmsKeyArn", ""), ("SigningKeyId", "")];
     for (params, signing) in [(&set, true), (&unset, false)] {
         let stack = Stack::new(&template, params);
         for (name, function) in resources_of_type(&template, "AWS::Serverless::Function") {
             let binary = function["Metadata"]["BuildProperties"]["Binary"]
                 .as_str()
                 .expect("a binary");
-            let environment = stack.environment(function);
-            let config = config_of(name, &environment);
-            let expected = signing && binary == "auth-refresh";
-            assert_eq!(config.signing_key.is_some(), expected, "{name}");
-            if let Some(key) = config.signing_key {
-                assert_eq!(key.kid, "k-2025");
-                // Resolved by CloudFormation at deploy time, never in the template.
-                assert_eq!(
-                    key.pem,
-                    format!("{{{{resolve:secretsmanager:{secret}:SecretString}}}}")
+            let config = config_of(name, &stack.environment(function));
+            let signs = signing && binary == "auth-refresh";
+            let expected = signs.then(|| SigningKey::Kms {
+                key_id: key.to_owned(),
+                kid: "k-2026".to_owned(),
+            });
+            assert_eq!(config.signing_key, expected, "{name}");
+            let granted = stack.granted(name, function, "kms:Sign");
+            let expected: Vec<String> = if signs { vec![key.to_owned()] } else { vec![] };
+            assert_eq!(granted, expected, "{name}: kms:Sign");
+            // The table key is used through DynamoDB only (checked above);
+            // no other KMS permission reaches the signing key.
+            for action in ["kms:GetPublicKey", "kms:Verify", "kms:Decrypt", "kms:*"] {
+                assert!(
+                    !stack
+                        .granted(name, function, action)
+                        .iter()
+                        .any(|r| r == key),
+                    "{name}: {action} on the signing key"
                 );
             }
         }
@@ -944,18 +1143,26 @@ fn the_refresh_function_gets_the_signing_key_from_secrets_manager() {
     // Half a key is refused at deployment (the code would refuse to start).
     let rule = &template["Rules"]["SigningKeyIsComplete"]["Assertions"][0]["Assert"];
     assert!(!rule.is_null(), "a rule checks the signing key parameters");
-    for (secret, kid, valid) in [
+    for (arn, kid, valid) in [
         ("", "", true),
-        (secret, "k-2025", true),
-        (secret, "", false),
-        ("", "k-2025", false),
+        (key, "k-2026", true),
+        (key, "", false),
+        ("", "k-2026", false),
     ] {
         let stack = Stack::new(
             &template,
-            &[("SigningKeySecretArn", secret), ("SigningKeyId", kid)],
+            &[("SigningKmsKeyArn", arn), ("SigningKeyId", kid)],
         );
-        assert_eq!(stack.truth(rule), valid, "secret {secret:?}, kid {kid:?}");
+        assert_eq!(stack.truth(rule), valid, "key {arn:?}, kid {kid:?}");
     }
+    // The parameter takes a key ARN (IAM grants on key ARNs, not aliases).
+    let pattern = template["Parameters"]["SigningKmsKeyArn"]["AllowedPattern"]
+        .as_str()
+        .expect("an AllowedPattern");
+    assert!(
+        pattern.contains(":kms:") && pattern.contains(":key/"),
+        "{pattern}"
+    );
 }
 
 // ------------------------------------------------------------------ logs and throttling

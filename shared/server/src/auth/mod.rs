@@ -6,4 +6,5 @@ pub mod issuer;
 pub mod revocation;
 mod verify;
 
+pub use issuer::mint_hs256_token;
 pub use verify::*;

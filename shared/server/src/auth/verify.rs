@@ -315,25 +315,10 @@ async fn fetch_key_set(
         .collect())
 }
 
-/// Mints an HS256 token without a login (local development and tests;
-/// devices get theirs from `services::tokens`). Signed by the one minter,
-/// [`TokenIssuer`](crate::auth::issuer::TokenIssuer).
-pub fn mint_hs256_token(
-    secret: &str,
-    issuer: &str,
-    audience: &str,
-    user_id: &str,
-    device_id: &str,
-    issued_at: DateTime<Utc>,
-    ttl: Duration,
-) -> Result<String, crate::auth::issuer::MintError> {
-    crate::auth::issuer::TokenIssuer::hs256(secret, issuer, audience)
-        .mint(user_id, device_id, None, issued_at, ttl)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::issuer::mint_hs256_token;
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 

@@ -19,7 +19,7 @@ use uuid::Uuid;
 /// Why token issuing is not possible here.
 fn no_issuer() -> ApiError {
     ApiError::Internal(
-        "token issuing is not configured (JWT_SIGNING_KEY and JWT_SIGNING_KID)".into(),
+        "token issuing is not configured (JWT_SIGNING_KMS_KEY_ID and JWT_SIGNING_KID)".into(),
     )
 }
 
@@ -53,7 +53,7 @@ impl Tokens<'_> {
         self.devices.store.start_login(&login, now).await?;
         self.devices.gate.forget(user.as_str(), device.as_str());
         tracing::info!(user_id = %user, device_id = %device, "device logged in");
-        Ok(issuer.pair(&login, &refresh, now)?)
+        Ok(issuer.pair(&login, &refresh, now).await?)
     }
 
     /// Exchanges a refresh token for a new pair (see `crate::refresh` for
@@ -81,7 +81,7 @@ impl Tokens<'_> {
                 RefreshDecision::Reused => return self.reused(&login, now).await,
                 RefreshDecision::Repeat(next) => {
                     tracing::info!(family = %login.family, "refresh repeated within the grace window");
-                    return Ok(issuer.pair(&login, &next, now)?);
+                    return Ok(issuer.pair(&login, &next, now).await?);
                 }
                 RefreshDecision::Rotate => {
                     let next = RefreshToken::generate(login.family);
@@ -92,7 +92,9 @@ impl Tokens<'_> {
                         .rotate_login(&login, &token.hash(), &rotated)
                         .await
                     {
-                        Ok(Rotation::Rotated) => return Ok(issuer.pair(&login, &next, now)?),
+                        Ok(Rotation::Rotated) => {
+                            return Ok(issuer.pair(&login, &next, now).await?);
+                        }
                         Ok(Rotation::DeviceRevoked) => {
                             return Err(AuthError::DeviceRevoked.into());
                         }
