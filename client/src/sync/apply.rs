@@ -139,7 +139,9 @@ fn apply_page(
         }
     }
     for (key, value) in &page.settings {
-        put_server_entity(conn, Table::Settings, key, value, now, &mut counts)?;
+        // Downloads carry a setting's bare value; the row keeps the shape of a local write.
+        let row = serde_json::json!({"key": key, "value": value});
+        put_server_entity(conn, Table::Settings, key, &row, now, &mut counts)?;
     }
     if let Some(metrics) = &page.calculated_metrics {
         put_server_entity(
