@@ -32,6 +32,8 @@ impl trainsync_client::Clock for ServerClock {
 pub struct Wire {
     /// `METHOD path` of every request, in order.
     pub requests: Mutex<Vec<String>>,
+    /// The query string of every download.
+    pub download_queries: Mutex<Vec<String>>,
     /// The `sync_request_id` of every upload.
     pub upload_ids: Mutex<Vec<String>>,
     /// Requests to this path get their committed answer replaced by a 502 (once).
@@ -60,6 +62,10 @@ async fn observe(State(wire): State<Arc<Wire>>, request: Request, next: Next) ->
         .lock()
         .unwrap()
         .push(format!("{} {path}", request.method()));
+    if path == "/sync/download" {
+        let query = request.uri().query().unwrap_or_default().to_owned();
+        wire.download_queries.lock().unwrap().push(query);
+    }
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
     if path == "/sync/upload" {

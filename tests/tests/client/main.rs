@@ -5,3 +5,5 @@
 mod harness;
 mod lost_answers;
 mod multi_device;
+mod plans;
+mod revocation;
