@@ -15,6 +15,11 @@ impl TestClock {
     pub fn new() -> Arc<Self> {
         Arc::new(Self(Mutex::new(epoch())))
     }
+
+    /// Moves past the test tokens' 24-hour lifetime.
+    pub fn advance_to_expiry(&self) {
+        *self.0.lock().unwrap() = epoch() + chrono::Duration::hours(25);
+    }
 }
 
 impl Clock for TestClock {

@@ -16,6 +16,8 @@
 
 mod apply;
 pub mod backoff;
+#[cfg(test)]
+mod tests;
 mod upload;
 
 use chrono::{DateTime, Utc};

@@ -28,8 +28,13 @@ impl Client {
                 .await?;
             let mut conn = self.db();
             let tx = conn.transaction()?;
-            settle(&tx, &batch, &answer, tally, self.now())?;
+            let requeued = settle(&tx, &batch, &answer, tally, self.now())?;
             tx.commit()?;
+            if requeued > 0 {
+                // Items refused for now (or not answered) wait for the next
+                // session instead of going round in a tight loop.
+                return Ok(());
+            }
         }
     }
 
@@ -78,13 +83,15 @@ fn upload_request(sync_id: Uuid, sync_request_id: Uuid, batch: &[QueuedItem]) ->
 /// Applies the server's answer to the batch: accepted and resolved items leave
 /// the queue, permanently refused ones move to the rejected list with the
 /// server's reason, retryable ones go back to the queue in their place.
+/// Returns how many went back.
 fn settle(
     conn: &Connection,
     batch: &[QueuedItem],
     answer: &UploadResponse,
     tally: &mut Tally,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<(), ClientError> {
+) -> Result<usize, ClientError> {
+    let mut requeued = 0;
     let mut settled = vec![false; batch.len()];
     let mut outcome: Vec<(ItemType, String, SyncStatus)> = Vec::new();
     let take = |item_type: ItemType, id: &str, settled: &mut Vec<bool>| {
@@ -144,6 +151,7 @@ fn settle(
         settled[i] = true;
         if error.retryable {
             db::requeue(conn, batch[i].queue_id)?;
+            requeued += 1;
         } else {
             let field = if error.field.is_empty() {
                 "item"
@@ -168,6 +176,7 @@ fn settle(
     for (i, item) in batch.iter().enumerate() {
         if !settled[i] {
             db::requeue(conn, item.queue_id)?;
+            requeued += 1;
         }
     }
     for (item_type, id, status) in outcome {
@@ -178,5 +187,5 @@ fn settle(
             db::set_entity_status(conn, table, &id, status)?;
         }
     }
-    Ok(())
+    Ok(requeued)
 }
