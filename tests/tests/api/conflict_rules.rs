@@ -592,26 +592,16 @@ async fn an_undo_that_would_overwrite_a_newer_value_is_refused() {
     let ctx = TestContext::new().await;
     let phone = ctx.token(USER, "phone");
     let tablet = ctx.token(USER, "tablet");
-    let change = |value: &str| {
-        json!({"settings_changes": [{"key": "goal_race_date", "value": value,
-                                     "changed_at": at(ctx.now())}]})
-    };
-    let tablet_session = ctx.check(&tablet, USER).await;
-    let phone_session = ctx.check(&phone, USER).await;
-    ctx.upload(&tablet, &tablet_session, change("2027-04-18"))
-        .await;
-    let lost = ctx
-        .upload(&phone, &phone_session, change("2027-05-02"))
-        .await
-        .json();
-    let id = lost["conflicts"][0]["conflict_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = lost_setting(&ctx, "goal_race_date", "2027-04-18", "2027-05-02").await;
     // A newer date after the resolution: restoring the phone's would lose it.
     ctx.clock.advance(Duration::seconds(5));
-    ctx.upload(&tablet, &tablet_session, change("2027-06-01"))
-        .await;
+    let tablet_session = ctx.check(&tablet, USER).await;
+    ctx.upload(
+        &tablet,
+        &tablet_session,
+        setting_change(&ctx, "goal_race_date", "2027-06-01"),
+    )
+    .await;
     let refused = ctx
         .post(&format!("/sync/conflicts/{id}/undo"), &phone, &json!({}))
         .await;
@@ -664,19 +654,7 @@ async fn undoing_a_settings_resolution_restores_the_losing_value_everywhere() {
     let ctx = TestContext::new().await;
     let phone = ctx.token(USER, "phone");
     let tablet = ctx.token(USER, "tablet");
-    let change = |value: &str| json!({"settings_changes": [{"key": "units", "value": value, "changed_at": at(ctx.now())}]});
-    let tablet_session = ctx.check(&tablet, USER).await;
-    let phone_session = ctx.check(&phone, USER).await;
-    ctx.upload(&tablet, &tablet_session, change("imperial"))
-        .await;
-    let lost = ctx
-        .upload(&phone, &phone_session, change("metric"))
-        .await
-        .json();
-    let id = lost["conflicts"][0]["conflict_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = lost_setting(&ctx, "units", "imperial", "metric").await;
     let undone = ctx
         .post(&format!("/sync/conflicts/{id}/undo"), &phone, &json!({}))
         .await;
@@ -835,4 +813,28 @@ async fn the_conflict_log_pages_newest_first_and_ends_exactly() {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.error_field().as_deref(), Some("after"));
+}
+
+/// A settings change of `key` to `value`, made now.
+fn setting_change(ctx: &TestContext, key: &str, value: &str) -> Value {
+    json!({"settings_changes": [{"key": key, "value": value, "changed_at": at(ctx.now())}]})
+}
+
+/// The tablet sets `key` to `kept`, then the phone to `lost` at the same
+/// moment: the tablet wins the tie (scenario 4). Answers the phone's conflict id.
+async fn lost_setting(ctx: &TestContext, key: &str, kept: &str, lost: &str) -> String {
+    let phone = ctx.token(USER, "phone");
+    let tablet = ctx.token(USER, "tablet");
+    let tablet_session = ctx.check(&tablet, USER).await;
+    let phone_session = ctx.check(&phone, USER).await;
+    ctx.upload(&tablet, &tablet_session, setting_change(ctx, key, kept))
+        .await;
+    let answer = ctx
+        .upload(&phone, &phone_session, setting_change(ctx, key, lost))
+        .await
+        .json();
+    answer["conflicts"][0]["conflict_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the phone's change lost: {answer}"))
+        .to_owned()
 }

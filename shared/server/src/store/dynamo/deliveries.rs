@@ -17,7 +17,7 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use super::DynamoStore;
-use super::errors::store_error;
+use super::errors::{condition_held, store_error};
 use super::keys::{delivery_sk, key_of, user_pk};
 use super::records::{n, s};
 use crate::store::{
@@ -25,6 +25,9 @@ use crate::store::{
 };
 use trainsync_protocol::domain::UserId;
 use trainsync_protocol::limits::IDEMPOTENCY_TTL_SECS;
+
+/// The stored status of a claimed delivery not yet finished.
+const SENDING: &str = "sending";
 
 /// How long a delivery claim holds before another invocation may take it
 /// over (longer than the fan-out function's timeout).
@@ -44,7 +47,7 @@ impl DeliveryStore for DynamoStore {
             ("pk".to_owned(), s(user_pk(user))),
             ("sk".to_owned(), s(delivery_sk(alert, device))),
             ("entity".to_owned(), s(ItemKind::Push.as_str())),
-            ("status".to_owned(), s("sending")),
+            ("status".to_owned(), s(SENDING)),
             ("owner".to_owned(), s(owner.id().to_string())),
             ("claimed_at".to_owned(), s(now.to_rfc3339())),
             (
@@ -62,7 +65,7 @@ impl DeliveryStore for DynamoStore {
                 "attribute_not_exists(pk) OR (#status = :sending AND lease_until < :now)",
             )
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":sending", s("sending"))
+            .expression_attribute_values(":sending", s(SENDING))
             .expression_attribute_values(":now", n(now.timestamp()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -75,7 +78,7 @@ impl DeliveryStore for DynamoStore {
                     let field = |name: &str| held.and_then(|i| i.get(name));
                     let sending = field("status")
                         .and_then(|v| v.as_s().ok())
-                        .is_some_and(|status| status == "sending");
+                        .is_some_and(|status| status == SENDING);
                     if !sending {
                         return Ok(DeliveryClaim::Done);
                     }
@@ -116,17 +119,16 @@ impl DeliveryStore for DynamoStore {
             .expression_attribute_values(":owner", s(owner.id().to_string()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(ClaimHold::Held),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
-            {
-                Ok(ClaimHold::Lost)
-            }
-            Err(err) => Err(store_error(err)),
-        }
+        Ok(
+            if condition_held(
+                result,
+                UpdateItemError::is_conditional_check_failed_exception,
+            )? {
+                ClaimHold::Held
+            } else {
+                ClaimHold::Lost
+            },
+        )
     }
 
     async fn release_delivery(
@@ -145,20 +147,19 @@ impl DeliveryStore for DynamoStore {
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":owner", s(owner.id().to_string()))
-            .expression_attribute_values(":sending", s("sending"))
+            .expression_attribute_values(":sending", s(SENDING))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(ClaimHold::Held),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(DeleteItemError::is_conditional_check_failed_exception) =>
-            {
-                Ok(ClaimHold::Lost)
-            }
-            Err(err) => Err(store_error(err)),
-        }
+        Ok(
+            if condition_held(
+                result,
+                DeleteItemError::is_conditional_check_failed_exception,
+            )? {
+                ClaimHold::Held
+            } else {
+                ClaimHold::Lost
+            },
+        )
     }
 }
 

@@ -57,6 +57,29 @@ where
     }
 }
 
+/// Whether a conditional write's condition held: `false` when it failed
+/// (by `failed_condition`), any other error as a [`StoreError`].
+pub(super) fn condition_held<O, E>(
+    result: Result<O, SdkError<E, HttpResponse>>,
+    failed_condition: impl Fn(&E) -> bool,
+) -> Result<bool, StoreError>
+where
+    E: ProvideErrorKind
+        + ProvideErrorMetadata
+        + CreateUnhandledError
+        + std::error::Error
+        + Send
+        + Sync
+        + 'static,
+    aws_sdk_dynamodb::Error: From<E>,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if err.as_service_error().is_some_and(failed_condition) => Ok(false),
+        Err(err) => Err(store_error(err)),
+    }
+}
+
 /// The outcome of a conditional write whose failed condition means there is
 /// nothing (left) to do.
 pub(super) fn done_unless_failed<O, E>(
@@ -73,11 +96,7 @@ where
         + 'static,
     aws_sdk_dynamodb::Error: From<E>,
 {
-    match result {
-        Ok(_) => Ok(()),
-        Err(err) if err.as_service_error().is_some_and(failed_condition) => Ok(()),
-        Err(err) => Err(store_error(err)),
-    }
+    condition_held(result, failed_condition).map(|_| ())
 }
 
 /// A request builder's result, its failure as a [`StoreError`].

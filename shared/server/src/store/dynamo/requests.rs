@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::DynamoStore;
-use super::errors::store_error;
+use super::errors::{done_unless_failed, store_error};
 use super::keys::*;
 use super::records::*;
 use crate::store::{BeginOutcome, RequestState, RequestStore, StoreError};
@@ -118,16 +118,6 @@ impl RequestStore for DynamoStore {
             .expression_attribute_values(":in_progress", s(RequestStatus::InProgress.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(store_error(err)),
-        }
+        done_unless_failed(result, |e| e.is_conditional_check_failed_exception())
     }
 }
