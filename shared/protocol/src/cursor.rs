@@ -69,11 +69,8 @@ impl CursorError {
 
 /// The short tag binding a cursor to the account it was issued to.
 fn scope_tag(scope: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(scope.as_bytes())[..4]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    // The first four bytes of the digest.
+    crate::digest::sha256_hex(scope)[..8].to_owned()
 }
 
 impl Cursor {

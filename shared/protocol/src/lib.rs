@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cursor;
+pub mod digest;
 pub mod domain;
 pub mod fixtures;
 pub mod limits;

@@ -85,10 +85,7 @@ impl RefreshToken {
 
     /// The hash storage keeps (never the token itself).
     pub fn hash(&self) -> String {
-        Sha256::digest(self.encode().as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        trainsync_protocol::digest::sha256_hex(self.encode())
     }
 
     /// `next`'s secret sealed under this token: XOR with a pad derived from

@@ -4,7 +4,7 @@
 //! data, so a request applies at most once even if its claim is taken over.
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+use trainsync_protocol::digest::sha256_hex;
 use trainsync_protocol::wire::ErrorCode;
 
 use crate::error::ApiError;
@@ -18,8 +18,7 @@ pub fn body_hash<T: Serialize>(body: &T) -> Result<String, ApiError> {
     let canonical = serde_json::to_value(body)
         .and_then(|value| serde_json::to_vec(&value))
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
-    let digest = Sha256::digest(&canonical);
-    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(sha256_hex(&canonical))
 }
 
 /// The JSON of a response to store for replays. A response that does not

@@ -141,9 +141,8 @@ impl RequestCompletion {
     /// nothing twice; another for each new plan (a plan's conflict ids are
     /// fresh, so its parameters differ). At most 36 characters.
     pub fn transaction_token(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(format!("{}:{}", self.claim, self.attempt));
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let hex =
+            trainsync_protocol::digest::sha256_hex(format!("{}:{}", self.claim, self.attempt));
         hex[..36].to_owned()
     }
 }

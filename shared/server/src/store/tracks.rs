@@ -8,7 +8,6 @@ use std::ops::{Bound, Range};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 
 use super::StoreError;
 use trainsync_protocol::domain::UserId;
@@ -75,10 +74,7 @@ pub fn resolve_range(range: TrackRange, total: u64) -> Option<Range<u64>> {
 
 /// The lowercase-hex SHA-256 of `bytes`, as [`TrackInfo::sha256`] holds it.
 pub fn track_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    trainsync_protocol::digest::sha256_hex(bytes)
 }
 
 /// Where activities' GPS tracks are kept. Every method is scoped to one user's data.

@@ -34,6 +34,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::compression::gzip;
 use crate::store::{ReferenceStore, StoreError};
+use trainsync_protocol::digest::sha256_hex;
 use trainsync_protocol::reference::{
     MAX_SNAPSHOT_JSON_BYTES, PublishOutcome, REFERENCE_SHARDS, ReferenceSnapshot,
 };
@@ -203,14 +204,6 @@ impl Prepared {
     fn chunk_count(&self) -> u32 {
         self.gzip.len().div_ceil(CHUNK_BYTES) as u32
     }
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// How claiming a version went.
